@@ -1,0 +1,173 @@
+//! ISO 4217 currencies, their minor units, and the rounding rule for invoice lines.
+//!
+//! The rule, applied once per line and nowhere else:
+//! `net = round(quantity × unit_price)`, `tax = round(net × tax_rate / 100)`,
+//! where `round` rounds to the currency's minor units, half away from zero (commercial
+//! rounding). Invoice subtotal, tax and total are plain sums of the rounded line values,
+//! so the invoice always equals the sum of its lines to the cent.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::fmt;
+use std::str::FromStr;
+
+/// An ISO 4217 alphabetic currency code known to billstream.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+/// Active ISO 4217 codes. Every code has two minor units unless listed in
+/// [`MINOR_UNIT_EXCEPTIONS`].
+const CODES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
+BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK \
+DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD \
+IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD \
+MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN \
+PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT \
+TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF \
+YER ZAR ZMW ZWG";
+
+/// Currencies whose minor units are not two.
+const MINOR_UNIT_EXCEPTIONS: &[(&str, u32)] = &[
+    ("BIF", 0), ("CLP", 0), ("DJF", 0), ("GNF", 0), ("ISK", 0), ("JPY", 0), ("KMF", 0),
+    ("KRW", 0), ("PYG", 0), ("RWF", 0), ("UGX", 0), ("UYI", 0), ("VND", 0), ("VUV", 0),
+    ("XAF", 0), ("XOF", 0), ("XPF", 0),
+    ("BHD", 3), ("IQD", 3), ("JOD", 3), ("KWD", 3), ("LYD", 3), ("OMR", 3), ("TND", 3),
+    ("CLF", 4), ("UYW", 4),
+];
+
+/// The largest number of minor units any currency has; amounts on the wire carry this scale.
+pub const MAX_MINOR_UNITS: u32 = 4;
+
+impl Currency {
+    /// The three-letter code.
+    pub fn code(&self) -> &str {
+        // Constructed only from ASCII codes in CODES.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+
+    /// Digits after the decimal point in this currency's minor unit (2 for EUR, 0 for JPY).
+    pub fn minor_units(&self) -> u32 {
+        MINOR_UNIT_EXCEPTIONS
+            .iter()
+            .find(|(c, _)| c.as_bytes() == self.0)
+            .map(|&(_, n)| n)
+            .unwrap_or(2)
+    }
+
+    /// Rounds to this currency's minor units, half away from zero.
+    pub fn round(&self, amount: Decimal) -> Decimal {
+        amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// Whether `amount` is already expressed in whole minor units (no sub-cent digits).
+    pub fn is_whole_minor(&self, amount: Decimal) -> bool {
+        amount.normalize().scale() <= self.minor_units()
+    }
+}
+
+/// Why a string is not a currency.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected an ISO 4217 currency code such as EUR or USD, got {0:?}")]
+pub struct CurrencyParseError(pub String);
+
+impl FromStr for Currency {
+    type Err = CurrencyParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let b = s.as_bytes();
+        if b.len() == 3 && b.iter().all(u8::is_ascii_uppercase) && CODES.split(' ').any(|c| c == s) {
+            Ok(Currency([b[0], b[1], b[2]]))
+        } else {
+            Err(CurrencyParseError(s.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The rounded amounts of one invoice line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineAmounts {
+    /// quantity × unit price, rounded.
+    pub net: Decimal,
+    /// net × tax rate / 100, rounded.
+    pub tax: Decimal,
+}
+
+/// Why a line's amounts cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line amount overflows: {0}")]
+pub struct AmountOverflow(pub &'static str);
+
+/// Applies the module's rounding rule to one line. `tax_rate` is a percentage.
+pub fn line_amounts(
+    currency: Currency,
+    quantity: Decimal,
+    unit_price: Decimal,
+    tax_rate: Decimal,
+) -> Result<LineAmounts, AmountOverflow> {
+    let net = quantity.checked_mul(unit_price).ok_or(AmountOverflow("quantity × unit_price"))?;
+    let net = currency.round(net);
+    let tax = net
+        .checked_mul(tax_rate)
+        .and_then(|t| t.checked_div(Decimal::ONE_HUNDRED))
+        .ok_or(AmountOverflow("net × tax_rate"))?;
+    Ok(LineAmounts { net, tax: currency.round(tax) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("decimal literal")
+    }
+
+    #[test]
+    fn parses_and_knows_minor_units() {
+        let eur: Currency = "EUR".parse().expect("EUR");
+        assert_eq!(eur.minor_units(), 2);
+        assert_eq!("JPY".parse::<Currency>().map(|c| c.minor_units()), Ok(0));
+        assert_eq!("KWD".parse::<Currency>().map(|c| c.minor_units()), Ok(3));
+        assert!("eur".parse::<Currency>().is_err());
+        assert!("XXX".parse::<Currency>().is_err());
+        assert!("EURO".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn rounds_each_line_half_away_from_zero() {
+        let eur: Currency = "EUR".parse().expect("EUR");
+        // 3 × 0.335 = 1.005 → 1.01; tax 19 % of 1.01 = 0.1919 → 0.19
+        assert_eq!(
+            line_amounts(eur, d("3"), d("0.335"), d("19")),
+            Ok(LineAmounts { net: d("1.01"), tax: d("0.19") })
+        );
+        // 0.125 tax → 0.13 (not banker's 0.12)
+        assert_eq!(line_amounts(eur, d("1"), d("1.25"), d("10")).map(|l| l.tax), Ok(d("0.13")));
+        let jpy: Currency = "JPY".parse().expect("JPY");
+        assert_eq!(line_amounts(jpy, d("1"), d("999.5"), d("10")).map(|l| (l.net, l.tax)), Ok((d("1000"), d("100"))));
+        assert!(line_amounts(eur, Decimal::MAX, d("2"), d("0")).is_err());
+    }
+}
