@@ -1,0 +1,369 @@
+//! One batch of raw command messages in; mutations, events and DLQ records out.
+//!
+//! All the processor's domain work happens here, against the store's reads and an in-batch
+//! overlay (state changed earlier in the same batch is not in the store yet). Nothing is
+//! written: the caller publishes the events and commits the mutations, offsets included.
+
+use crate::domain::{self, Decision, Invoice, InvoiceStatus, Rejection, ids};
+use crate::store::{
+    AuditEntry, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
+};
+use crate::StoreError;
+use billstream_schemas::topics::{self, bucket_of};
+use billstream_schemas::{CommandEnvelope, Date, Event, EventEnvelope, SchemaCatalog, SchemaError};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// A consumed message, borrowed from the consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct RawMessage<'a> {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<&'a [u8]>,
+    /// Value bytes.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// A record to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutRecord {
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value.
+    pub payload: Vec<u8>,
+    /// Headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Messages of a batch by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Applied.
+    pub applied: u64,
+    /// Rejected by a domain rule.
+    pub rejected: u64,
+    /// Already applied or rejected before (a retry or a replay).
+    pub duplicate: u64,
+    /// Sent to the DLQ.
+    pub dlq: u64,
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    /// To commit atomically (offsets included).
+    pub mutations: Vec<Mutation>,
+    /// To publish to `billing.events` before committing.
+    pub events: Vec<OutRecord>,
+    /// To publish to `billing.dlq` before committing.
+    pub dlq: Vec<OutRecord>,
+    /// Error classes of the DLQ records, for metrics.
+    pub dlq_classes: Vec<&'static str>,
+    /// Command ids resolved by this batch (applied or rejected).
+    pub resolved: Vec<String>,
+    /// issued_at of each resolved command, for latency metrics.
+    pub issued_at_ms: Vec<i64>,
+    /// Outcome counts.
+    pub counts: Counts,
+    /// Next offset per partition after this batch.
+    pub next_offsets: BTreeMap<i32, i64>,
+}
+
+/// Why a batch could not be processed now (infrastructure, never input): retry it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The store failed a read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The schema registry is unreachable.
+    #[error("schema registry: {0}")]
+    Registry(SchemaError),
+}
+
+/// An invoice as loaded from the store and as changed in this batch.
+struct Working {
+    stored: Option<Invoice>,
+    current: Option<Invoice>,
+    bucket: u32,
+}
+
+/// Applies batches. Keeps a cache of tenants (which never change once created).
+pub struct Applier {
+    store: Arc<dyn HotStore>,
+    catalog: Arc<SchemaCatalog>,
+    cluster_id: String,
+    topic: String,
+    tenants: HashMap<String, Tenant>,
+}
+
+impl Applier {
+    /// An applier writing offsets for `topic` of `cluster_id`.
+    pub fn new(store: Arc<dyn HotStore>, catalog: Arc<SchemaCatalog>, cluster_id: String, topic: String) -> Self {
+        Applier { store, catalog, cluster_id, topic, tenants: HashMap::new() }
+    }
+
+    async fn tenant(&mut self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
+        if let Some(t) = self.tenants.get(tenant_id) {
+            return Ok(Some(t.clone()));
+        }
+        // Unknown tenants are not cached: one may be created a moment later.
+        let t = self.store.get_tenant(tenant_id).await?;
+        if let Some(t) = &t {
+            self.tenants.insert(tenant_id.to_string(), t.clone());
+        }
+        Ok(t)
+    }
+
+    async fn decode(&self, bytes: &[u8]) -> Result<Result<CommandEnvelope, SchemaError>, ApplyError> {
+        match self.catalog.decode_command(bytes) {
+            Err(SchemaError::UnknownSchema(id)) if self.catalog.has_registry() => match self.catalog.fetch(id).await {
+                Ok(()) => Ok(self.catalog.decode_command(bytes)),
+                Err(e) if e.is_retryable() => Err(ApplyError::Registry(e)),
+                Err(e) => Ok(Err(e)),
+            },
+            other => Ok(other),
+        }
+    }
+
+    /// Processes messages (in partition order) into a [`BatchOutput`].
+    pub async fn apply(&mut self, messages: &[RawMessage<'_>]) -> Result<BatchOutput, ApplyError> {
+        let mut out = BatchOutput::default();
+        let mut invoices: HashMap<(String, String), Working> = HashMap::new();
+        let mut seen_commands: HashSet<(String, String)> = HashSet::new();
+
+        for m in messages {
+            out.next_offsets.insert(m.partition, m.offset + 1);
+            let payload = m.payload.unwrap_or_default();
+            let cmd = match self.decode(payload).await? {
+                Ok(cmd) => cmd,
+                Err(e) => {
+                    out.dlq.push(self.dlq_record(m, e.class(), &e.to_string()));
+                    out.dlq_classes.push(e.class());
+                    out.counts.dlq += 1;
+                    continue;
+                }
+            };
+            let key = m.key.map(<[u8]>::to_vec).unwrap_or_else(|| cmd.tenant_id.as_bytes().to_vec());
+            let cmd_key = (cmd.tenant_id.clone(), cmd.command_id.clone());
+            if seen_commands.contains(&cmd_key) || self.store.get_command(&cmd.tenant_id, &cmd.command_id).await?.is_some() {
+                out.counts.duplicate += 1;
+                continue;
+            }
+            seen_commands.insert(cmd_key);
+
+            let decision = match self.tenant(&cmd.tenant_id).await? {
+                None => Decision::Rejected(Rejection {
+                    code: "unknown_tenant".into(),
+                    message: format!("tenant {:?} does not exist", cmd.tenant_id),
+                }),
+                Some(tenant) => {
+                    let invoice_id = cmd.payload.invoice_id().to_string();
+                    let slot = (cmd.tenant_id.clone(), invoice_id.clone());
+                    if !invoices.contains_key(&slot) {
+                        let stored = self.store.get_invoice(&cmd.tenant_id, &invoice_id).await?;
+                        let bucket = bucket_of(&invoice_id, tenant.buckets);
+                        invoices.insert(slot.clone(), Working { current: stored.clone(), stored, bucket });
+                    }
+                    let working = invoices.get_mut(&slot).ok_or_else(|| StoreError::Engine("overlay lost an entry".into()))?;
+                    let decision = domain::decide(working.current.as_ref(), &cmd);
+                    match decision {
+                        Decision::Accepted { invoice, events } => match self.encode_events(&cmd, &key, &events) {
+                            Ok(records) => {
+                                working.current = Some(invoice);
+                                out.events.extend(records);
+                                self.audit(&cmd, &events, &mut out.mutations);
+                                self.record(&cmd, m, CommandState::Applied, &mut out);
+                                out.counts.applied += 1;
+                                continue;
+                            }
+                            Err(e) => Decision::Rejected(Rejection { code: "unencodable".into(), message: e.to_string() }),
+                        },
+                        rejected => rejected,
+                    }
+                }
+            };
+            let Decision::Rejected(r) = decision else { continue };
+            let event = Event::CommandRejected {
+                command_type: cmd.payload.type_name().into(),
+                invoice_id: Some(cmd.payload.invoice_id().to_string()),
+                code: r.code.clone(),
+                message: r.message.clone(),
+            };
+            // A rejection event holds only strings; it always encodes.
+            out.events.extend(self.encode_events(&cmd, &key, std::slice::from_ref(&event)).unwrap_or_default());
+            self.audit(&cmd, std::slice::from_ref(&event), &mut out.mutations);
+            self.record(&cmd, m, CommandState::Rejected { code: r.code, message: r.message }, &mut out);
+            out.counts.rejected += 1;
+        }
+
+        self.fold_invoices(invoices, &mut out.mutations).await?;
+        for (&partition, &next_offset) in &out.next_offsets {
+            out.mutations.push(Mutation::SetOffset {
+                cluster_id: self.cluster_id.clone(),
+                topic: self.topic.clone(),
+                partition,
+                next_offset,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record(&self, cmd: &CommandEnvelope, m: &RawMessage<'_>, state: CommandState, out: &mut BatchOutput) {
+        out.mutations.push(Mutation::PutCommand {
+            tenant_id: cmd.tenant_id.clone(),
+            command_id: cmd.command_id.clone(),
+            status: CommandStatus {
+                command_type: cmd.payload.type_name().into(),
+                invoice_id: cmd.payload.invoice_id().into(),
+                state,
+                issued_at_ms: cmd.issued_at_ms,
+                partition: m.partition,
+                offset: m.offset,
+            },
+        });
+        out.resolved.push(cmd.command_id.clone());
+        out.issued_at_ms.push(cmd.issued_at_ms);
+    }
+
+    fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: &[Event]) -> Result<Vec<OutRecord>, SchemaError> {
+        let mut headers = Vec::new();
+        if let Some(c) = &cmd.correlation_id {
+            headers.push((topics::HEADER_CORRELATION_ID, c.clone()));
+        }
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let envelope = EventEnvelope {
+                    event_id: ids::event_id(&cmd.command_id, i),
+                    command_id: cmd.command_id.clone(),
+                    tenant_id: cmd.tenant_id.clone(),
+                    correlation_id: cmd.correlation_id.clone(),
+                    occurred_at_ms: cmd.issued_at_ms,
+                    event: e.clone(),
+                };
+                Ok(OutRecord { key: key.to_vec(), payload: self.catalog.encode_event(&envelope)?, headers: headers.clone() })
+            })
+            .collect()
+    }
+
+    fn audit(&self, cmd: &CommandEnvelope, events: &[Event], mutations: &mut Vec<Mutation>) {
+        let day = Date::from_unix_millis(cmd.issued_at_ms);
+        for (seq, e) in events.iter().enumerate() {
+            let detail = match e {
+                Event::InvoiceCreated { total, currency, .. } => format!("total {total} {currency}"),
+                Event::PaymentApplied { amount, currency, .. } => format!("payment {amount} {currency}"),
+                Event::CommandRejected { code, .. } => code.clone(),
+                _ => String::new(),
+            };
+            mutations.push(Mutation::Audit(AuditEntry {
+                tenant_id: cmd.tenant_id.clone(),
+                day,
+                command_id: cmd.command_id.clone(),
+                seq: seq as u32,
+                kind: e.type_name().into(),
+                invoice_id: cmd.payload.invoice_id().into(),
+                detail,
+            }));
+        }
+    }
+
+    /// Turns every changed invoice into its mutations: the invoice, its open-by-due row, and
+    /// the totals it moves (its contribution after minus its contribution before).
+    async fn fold_invoices(&self, invoices: HashMap<(String, String), Working>, mutations: &mut Vec<Mutation>) -> Result<(), StoreError> {
+        let mut totals: HashMap<TotalsKey, Totals> = HashMap::new();
+        let mut months: HashMap<MonthKey, Decimal> = HashMap::new();
+        for w in invoices.into_values() {
+            let Some(current) = w.current else { continue };
+            if w.stored.as_ref() == Some(&current) {
+                continue;
+            }
+            let stored = w.stored;
+            let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket: w.bucket, currency: current.currency };
+            if !totals.contains_key(&key) {
+                let t = self.store.get_totals(&key).await?.unwrap_or_default();
+                totals.insert(key.clone(), t);
+            }
+            if let Some(t) = totals.get_mut(&key) {
+                if let Some(s) = &stored {
+                    t.counts[status_index(s.status)] = t.counts[status_index(s.status)].saturating_sub(1);
+                    t.outstanding -= outstanding(s);
+                }
+                t.counts[status_index(current.status)] += 1;
+                t.outstanding += outstanding(&current);
+            }
+            let already_paid = stored.as_ref().map_or(0, |s| s.payments.len());
+            for p in current.payments.iter().skip(already_paid) {
+                let mk = MonthKey {
+                    tenant_id: current.tenant_id.clone(),
+                    year_month: p.received_on.year_month(),
+                    bucket: w.bucket,
+                    currency: current.currency,
+                };
+                if !months.contains_key(&mk) {
+                    let v = self.store.get_month_paid(&mk).await?.unwrap_or_default();
+                    months.insert(mk.clone(), v);
+                }
+                if let Some(v) = months.get_mut(&mk) {
+                    *v += p.amount;
+                }
+            }
+            if let Some(s) = stored.as_ref().filter(|s| s.status == InvoiceStatus::Open) {
+                mutations.push(Mutation::RemoveOpenItem {
+                    tenant_id: s.tenant_id.clone(),
+                    due_date: s.due_date,
+                    invoice_id: s.invoice_id.clone(),
+                });
+            }
+            if current.status == InvoiceStatus::Open {
+                mutations.push(Mutation::PutOpenItem(OpenItem {
+                    tenant_id: current.tenant_id.clone(),
+                    due_date: current.due_date,
+                    invoice_id: current.invoice_id.clone(),
+                    currency: current.currency,
+                    balance_due: current.balance_due(),
+                }));
+            }
+            mutations.push(Mutation::PutInvoice {
+                previous_status: stored.map(|s| s.status),
+                invoice: current,
+                bucket: w.bucket,
+            });
+        }
+        mutations.extend(totals.into_iter().map(|(k, v)| Mutation::PutTotals(k, v)));
+        mutations.extend(months.into_iter().map(|(k, v)| Mutation::PutMonthPaid(k, v)));
+        Ok(())
+    }
+
+    fn dlq_record(&self, m: &RawMessage<'_>, class: &'static str, reason: &str) -> OutRecord {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        OutRecord {
+            key: m.key.map(<[u8]>::to_vec).unwrap_or_default(),
+            payload: m.payload.map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: vec![
+                (topics::DLQ_HEADER_CLASS, class.to_string()),
+                (topics::DLQ_HEADER_REASON, reason.to_string()),
+                (topics::DLQ_HEADER_TOPIC, self.topic.clone()),
+                (topics::DLQ_HEADER_PARTITION, m.partition.to_string()),
+                (topics::DLQ_HEADER_OFFSET, m.offset.to_string()),
+                (topics::DLQ_HEADER_FIRST_SEEN, now_ms.to_string()),
+            ],
+        }
+    }
+}
+
+fn status_index(s: InvoiceStatus) -> usize {
+    s as usize
+}
+
+/// What an invoice adds to "outstanding": its balance while open.
+fn outstanding(inv: &Invoice) -> Decimal {
+    if inv.status == InvoiceStatus::Open { inv.balance_due() } else { Decimal::ZERO }
+}

@@ -1,0 +1,407 @@
+//! The Kafka loop, on a thread of its own.
+//!
+//! Per batch: poll up to `max_batch` messages (or until `linger` after the first), drop
+//! those below the stored offset (replays after a crash), apply, publish events and DLQ
+//! records and wait for the broker's acks, then commit state and offsets to the store in one
+//! atomic write. Only then are Kafka offsets committed, as a hint. A crash anywhere replays
+//! from the store's offset, and derived ids make the replay emit the same events.
+//!
+//! On assignment the consumer starts each partition at the offset the store holds for this
+//! cluster (a new cluster, such as a fresh embedded broker, starts from the beginning).
+
+use super::apply::{Applier, ApplyError, BatchOutput, RawMessage};
+use super::config::ProcessorConfig;
+use crate::metrics::ProcessorMetrics;
+use crate::outcome::OutcomeHub;
+use crate::store::HotStore;
+use billstream_schemas::SchemaCatalog;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+/// What the processor needs besides its config.
+#[derive(Clone)]
+pub struct ProcessorDeps {
+    /// The hot store.
+    pub store: Arc<dyn HotStore>,
+    /// Schema ids and codecs.
+    pub catalog: Arc<SchemaCatalog>,
+    /// Metrics.
+    pub metrics: ProcessorMetrics,
+    /// Where resolved commands are announced.
+    pub hub: Arc<OutcomeHub>,
+    /// Runtime on which store and producer futures are driven.
+    pub runtime: Handle,
+}
+
+/// Why the processor stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The cluster did not answer with its id.
+    #[error("kafka cluster at {0} did not report its cluster id")]
+    NoClusterId(String),
+}
+
+/// A running processor.
+pub struct ProcessorHandle {
+    done: tokio::sync::oneshot::Receiver<Result<(), ProcessorError>>,
+}
+
+impl ProcessorHandle {
+    /// Waits until the processor thread has stopped (after shutdown, or on a fatal error).
+    pub async fn stopped(self) -> Result<(), ProcessorError> {
+        self.done.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Partition positions known to this consumer: next offset per partition.
+type Positions = Arc<Mutex<HashMap<i32, i64>>>;
+
+struct ProcessorContext {
+    store: Arc<dyn HotStore>,
+    runtime: Handle,
+    cluster_id: String,
+    topic: String,
+    positions: Positions,
+}
+
+impl ClientContext for ProcessorContext {}
+
+impl ConsumerContext for ProcessorContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let stored = match self.runtime.block_on(self.store.partition_offsets(&self.cluster_id, &self.topic)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Starting from the beginning is slow but correct: every command id
+                        // already applied is recognised and skipped.
+                        error!(error = %e, "reading stored offsets failed; replaying assigned partitions from the start");
+                        Default::default()
+                    }
+                };
+                let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                for p in partitions {
+                    let next = stored.get(&p).copied();
+                    positions.insert(p, next.unwrap_or(0));
+                    let offset = next.map(Offset::Offset).unwrap_or(Offset::Beginning);
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
+                        warn!(partition = p, error = %e, "could not set start offset");
+                    }
+                }
+                drop(positions);
+                info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
+                if let Err(e) = consumer.assign(tpl) {
+                    error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+                for elem in tpl.elements() {
+                    positions.remove(&elem.partition());
+                }
+                info!("partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                warn!(error = ?other, "rebalance error; dropping assignment");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+fn client_config(config: &ProcessorConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.kafka_overrides {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Starts the processor on its own thread; it runs until `shutdown` turns true.
+pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Receiver<bool>) -> Result<ProcessorHandle, ProcessorError> {
+    // Ask the cluster for its id first: stored offsets are only meaningful for the cluster
+    // they were read from.
+    let probe: BaseConsumer = client_config(&config).set("group.id", &config.group_id).create()?;
+    let cluster_id = probe
+        .client()
+        .fetch_cluster_id(Duration::from_secs(30))
+        .ok_or_else(|| ProcessorError::NoClusterId(config.brokers.clone()))?;
+    drop(probe);
+
+    let positions: Positions = Arc::default();
+    let context = ProcessorContext {
+        store: deps.store.clone(),
+        runtime: deps.runtime.clone(),
+        cluster_id: cluster_id.clone(),
+        topic: config.commands_topic.clone(),
+        positions: positions.clone(),
+    };
+    let consumer: BaseConsumer<ProcessorContext> = client_config(&config)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("queued.min.messages", "200000")
+        .create_with_context(context)?;
+    let producer: FutureProducer = client_config(&config)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    consumer.subscribe(&[&config.commands_topic])?;
+    info!(cluster_id, topic = %config.commands_topic, group = %config.group_id, "processor started");
+
+    let (tx, done) = tokio::sync::oneshot::channel();
+    let applier = Applier::new(deps.store.clone(), deps.catalog.clone(), cluster_id, config.commands_topic.clone());
+    std::thread::Builder::new()
+        .name("billstream-processor".into())
+        .spawn(move || {
+            let mut lp = Loop { config, deps, producer, applier, positions, shutdown, last_lag: Instant::now() };
+            lp.run(&consumer);
+            lp.close(&consumer);
+            let _ = tx.send(Ok(()));
+        })
+        .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))?;
+    Ok(ProcessorHandle { done })
+}
+
+struct Loop {
+    config: ProcessorConfig,
+    deps: ProcessorDeps,
+    producer: FutureProducer,
+    applier: Applier,
+    positions: Positions,
+    shutdown: watch::Receiver<bool>,
+    last_lag: Instant,
+}
+
+impl Loop {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn run(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        while !self.stopping() {
+            let first = match consumer.poll(Duration::from_millis(100)) {
+                None => continue,
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let mut batch = vec![first];
+            let deadline = Instant::now() + self.config.linger;
+            while batch.len() < self.config.max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match consumer.poll(left) {
+                    Some(Ok(m)) => batch.push(m),
+                    Some(Err(e)) => warn!(error = %e, "consumer error"),
+                    None => break,
+                }
+                if left.is_zero() {
+                    break;
+                }
+            }
+            let started = Instant::now();
+            // Drop what the store already covers: a replay after a crash or a rebalance.
+            let raw: Vec<RawMessage<'_>> = {
+                let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+                batch
+                    .iter()
+                    .filter(|m| {
+                        let next = positions.entry(m.partition()).or_insert(0);
+                        if m.offset() < *next {
+                            return false;
+                        }
+                        *next = m.offset() + 1;
+                        true
+                    })
+                    .map(|m| RawMessage { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
+                    .collect()
+            };
+            let replayed = (batch.len() - raw.len()) as u64;
+            self.deps.metrics.messages.with_label_values(&["replayed"]).inc_by(replayed);
+            if raw.is_empty() {
+                continue;
+            }
+            let Some(output) = self.process(&raw) else { return };
+            if !self.publish_and_commit(consumer, output, raw.len(), started) {
+                return;
+            }
+            drop(batch);
+            self.report_lag(consumer);
+        }
+    }
+
+    /// Applies a batch, retrying while the store or registry is unavailable. `None` when
+    /// shutdown came first: nothing was written, the batch will be replayed.
+    fn process(&mut self, raw: &[RawMessage<'_>]) -> Option<BatchOutput> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.deps.runtime.block_on(self.applier.apply(raw)) {
+                Ok(out) => return Some(out),
+                Err(e @ (ApplyError::Store(_) | ApplyError::Registry(_))) => {
+                    error!(error = %e, "batch failed; retrying");
+                }
+            }
+            if self.stopping() {
+                return None;
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Publishes events and DLQ records, waits for their acks, commits the store. Returns
+    /// false when shutdown interrupted it (nothing committed; the batch will be replayed).
+    fn publish_and_commit(&mut self, consumer: &BaseConsumer<ProcessorContext>, out: BatchOutput, size: usize, started: Instant) -> bool {
+        let mut pending: Vec<(&str, &super::apply::OutRecord)> = Vec::with_capacity(out.events.len() + out.dlq.len());
+        pending.extend(out.events.iter().map(|r| (self.config.events_topic.as_str(), r)));
+        pending.extend(out.dlq.iter().map(|r| (self.config.dlq_topic.as_str(), r)));
+        let mut backoff = Duration::from_millis(50);
+        while !pending.is_empty() {
+            let mut futures = Vec::with_capacity(pending.len());
+            for &(topic, r) in &pending {
+                let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+                for (k, v) in &r.headers {
+                    headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+                }
+                let mut record = FutureRecord::to(topic).key(&r.key).payload(&r.payload).headers(headers);
+                loop {
+                    match self.producer.send_result(record) {
+                        Ok(f) => break futures.push(f),
+                        Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err((e, back)) => {
+                            record = back;
+                            warn!(error = %e, "enqueue failed; retrying");
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                }
+            }
+            let results = self.deps.runtime.block_on(futures::future::join_all(futures));
+            let failed: Vec<_> = pending
+                .iter()
+                .zip(results)
+                .filter_map(|(p, r)| match r {
+                    Ok(Ok(_)) => None,
+                    Ok(Err((e, _))) => {
+                        warn!(error = %e, "delivery failed; retrying");
+                        Some(*p)
+                    }
+                    Err(_) => Some(*p),
+                })
+                .collect();
+            pending = failed;
+            if !pending.is_empty() {
+                if self.stopping() {
+                    return false;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+
+        let mutations = out.mutations;
+        let commit_started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.deps.runtime.block_on(self.deps.store.apply(mutations.clone())) {
+                Ok(()) => break,
+                Err(e) => {
+                    error!(error = %e, "store commit failed; retrying");
+                    if self.stopping() {
+                        return false;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let m = &self.deps.metrics;
+        m.commit_seconds.observe(commit_started.elapsed().as_secs_f64());
+        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+        m.batch_size.observe(size as f64);
+        m.batches.inc();
+        m.messages.with_label_values(&["applied"]).inc_by(out.counts.applied);
+        m.messages.with_label_values(&["rejected"]).inc_by(out.counts.rejected);
+        m.messages.with_label_values(&["duplicate"]).inc_by(out.counts.duplicate);
+        m.messages.with_label_values(&["dlq"]).inc_by(out.counts.dlq);
+        for class in &out.dlq_classes {
+            m.dlq.with_label_values(&[class]).inc();
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for issued in &out.issued_at_ms {
+            m.ingest_to_applied.observe((now_ms - issued).max(0) as f64 / 1000.0);
+        }
+        self.deps.hub.resolved(out.resolved.iter().map(String::as_str));
+        debug!(size, applied = out.counts.applied, rejected = out.counts.rejected, "batch committed");
+
+        // Kafka's committed offsets are a hint for tools; the store's are the truth.
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in &out.next_offsets {
+            let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            debug!(error = %e, "offset commit hint failed");
+        }
+        true
+    }
+
+    fn report_lag(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        if self.last_lag.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_lag = Instant::now();
+        let positions: Vec<(i32, i64)> =
+            self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(&p, &o)| (p, o)).collect();
+        for (p, next) in positions {
+            if let Ok((_, high)) = consumer.fetch_watermarks(&self.config.commands_topic, p, Duration::from_millis(200)) {
+                self.deps.metrics.lag.with_label_values(&[&p.to_string()]).set((high - next).max(0));
+            }
+        }
+    }
+
+    fn close(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
+        }
+        if tpl.count() > 0 {
+            let _ = consumer.commit(&tpl, CommitMode::Sync);
+        }
+        consumer.unsubscribe();
+        info!("processor stopped");
+    }
+}

@@ -1,0 +1,493 @@
+//! Invoice state, its transitions and the rules they enforce.
+
+use super::ids;
+use billstream_schemas::command::{CommandEnvelope, CommandPayload, CreateInvoice, RecordPayment};
+use billstream_schemas::money::line_amounts;
+use billstream_schemas::{Currency, Date, Event};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where an invoice is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum InvoiceStatus {
+    /// Created, not yet sent; not a receivable.
+    Draft,
+    /// Issued and not fully paid: counts as outstanding.
+    Open,
+    /// Paid in full.
+    Paid,
+    /// Cancelled before any payment.
+    Void,
+}
+
+impl InvoiceStatus {
+    /// Every status, in display order.
+    pub const ALL: [InvoiceStatus; 4] =
+        [InvoiceStatus::Draft, InvoiceStatus::Open, InvoiceStatus::Paid, InvoiceStatus::Void];
+
+    /// snake_case name, as in the HTTP API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Void => "void",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A one-byte tag for storage keys.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One line with its rounded amounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    /// What is billed.
+    pub description: String,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Unit price.
+    pub unit_price: Decimal,
+    /// Tax rate in percent.
+    pub tax_rate: Decimal,
+    /// Rounded net amount.
+    pub net: Decimal,
+    /// Rounded tax amount.
+    pub tax: Decimal,
+}
+
+/// One applied payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Derived from the command id.
+    pub payment_id: String,
+    /// The command that recorded it.
+    pub command_id: String,
+    /// Amount.
+    pub amount: Decimal,
+    /// e.g. `card`.
+    pub method: String,
+    /// Provider reference.
+    pub external_reference: Option<String>,
+    /// Day the money arrived.
+    pub received_on: Date,
+}
+
+/// The invoice aggregate as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// Owner.
+    pub tenant_id: String,
+    /// Id, unique within the tenant.
+    pub invoice_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// Currency of all amounts.
+    pub currency: Currency,
+    /// Issue date (its year is the storage partition).
+    pub issue_date: Date,
+    /// Due date.
+    pub due_date: Date,
+    /// Lifecycle state.
+    pub status: InvoiceStatus,
+    /// Lines with rounded amounts.
+    pub lines: Vec<InvoiceLine>,
+    /// Sum of line nets.
+    pub subtotal: Decimal,
+    /// Sum of line taxes.
+    pub tax: Decimal,
+    /// subtotal + tax.
+    pub total: Decimal,
+    /// Sum of payments.
+    pub amount_paid: Decimal,
+    /// Payments in the order applied.
+    pub payments: Vec<Payment>,
+    /// Caller metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Why it was voided.
+    pub void_reason: Option<String>,
+    /// When the last change's command was issued (Unix ms).
+    pub updated_at_ms: i64,
+    /// Command that created it.
+    pub created_by: String,
+}
+
+impl Invoice {
+    /// total − amount paid.
+    pub fn balance_due(&self) -> Decimal {
+        self.total - self.amount_paid
+    }
+
+    /// The hot-store partition year.
+    pub fn year(&self) -> i32 {
+        self.issue_date.year()
+    }
+}
+
+/// Why a command changed nothing: a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Stable machine-readable reason (`invoice_not_found`, `overpayment`, ...).
+    pub code: String,
+    /// What was wrong and what would be right.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Rejection { code: code.to_string(), message: message.into() }
+    }
+}
+
+/// The outcome of one command against one invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The invoice's new state and the events saying what happened.
+    Accepted {
+        /// New state.
+        invoice: Invoice,
+        /// Events, in order (ids already derived).
+        events: Vec<Event>,
+    },
+    /// Nothing changed; a `CommandRejected` event is emitted.
+    Rejected(Rejection),
+}
+
+/// Longest id (invoice, customer) accepted, in bytes.
+const MAX_ID_LEN: usize = 128;
+
+/// Checks an id a producer chose: non-empty, bounded, printable (ids become storage keys).
+pub(crate) fn check_id(field: &str, id: &str) -> Result<(), Rejection> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(Rejection::new(
+            "invalid_command",
+            format!("{field} must be 1 to {MAX_ID_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies one command to the current state of its invoice.
+pub fn decide(current: Option<&Invoice>, cmd: &CommandEnvelope) -> Decision {
+    let result = match &cmd.payload {
+        CommandPayload::CreateInvoice(c) => create(current, cmd, c),
+        CommandPayload::IssueInvoice { invoice_id } => existing(current, invoice_id).and_then(|inv| issue(inv, cmd)),
+        CommandPayload::RecordPayment(p) => existing(current, &p.invoice_id).and_then(|inv| pay(inv, cmd, p)),
+        CommandPayload::VoidInvoice { invoice_id, reason } => {
+            existing(current, invoice_id).and_then(|inv| void(inv, cmd, reason))
+        }
+    };
+    match result {
+        Ok((invoice, events)) => Decision::Accepted { invoice, events },
+        Err(r) => Decision::Rejected(r),
+    }
+}
+
+fn existing<'a>(current: Option<&'a Invoice>, invoice_id: &str) -> Result<&'a Invoice, Rejection> {
+    check_id("invoice_id", invoice_id)?;
+    current.ok_or_else(|| Rejection::new("invoice_not_found", format!("no invoice {invoice_id:?} for this tenant")))
+}
+
+fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -> Result<(Invoice, Vec<Event>), Rejection> {
+    check_id("invoice_id", &c.invoice_id)?;
+    check_id("customer_id", &c.customer_id)?;
+    if current.is_some() {
+        return Err(Rejection::new("invoice_exists", format!("invoice {:?} already exists", c.invoice_id)));
+    }
+    if c.lines.is_empty() {
+        return Err(Rejection::new("invalid_command", "lines: an invoice needs at least one line"));
+    }
+    if c.due_date < c.issue_date {
+        return Err(Rejection::new(
+            "invalid_command",
+            format!("due_date {} is before issue_date {}", c.due_date, c.issue_date),
+        ));
+    }
+    let mut lines = Vec::with_capacity(c.lines.len());
+    let (mut subtotal, mut tax) = (Decimal::ZERO, Decimal::ZERO);
+    for (i, l) in c.lines.iter().enumerate() {
+        if l.quantity <= Decimal::ZERO {
+            return Err(Rejection::new("invalid_command", format!("lines[{i}].quantity must be positive, got {}", l.quantity)));
+        }
+        if l.unit_price < Decimal::ZERO {
+            return Err(Rejection::new("invalid_command", format!("lines[{i}].unit_price must not be negative, got {}", l.unit_price)));
+        }
+        if l.tax_rate < Decimal::ZERO || l.tax_rate > Decimal::ONE_HUNDRED {
+            return Err(Rejection::new("invalid_command", format!("lines[{i}].tax_rate must be a percentage from 0 to 100, got {}", l.tax_rate)));
+        }
+        let amounts = line_amounts(c.currency, l.quantity, l.unit_price, l.tax_rate)
+            .map_err(|e| Rejection::new("amount_overflow", format!("lines[{i}]: {e}")))?;
+        subtotal = subtotal.checked_add(amounts.net).ok_or_else(|| Rejection::new("amount_overflow", "subtotal overflows"))?;
+        tax = tax.checked_add(amounts.tax).ok_or_else(|| Rejection::new("amount_overflow", "tax overflows"))?;
+        lines.push(InvoiceLine {
+            description: l.description.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            tax_rate: l.tax_rate,
+            net: amounts.net,
+            tax: amounts.tax,
+        });
+    }
+    let total = subtotal.checked_add(tax).ok_or_else(|| Rejection::new("amount_overflow", "total overflows"))?;
+    // Totals must stay encodable at the wire scale: 28 digits with 4 decimals.
+    if total.abs() >= Decimal::from(10_i64.pow(15)) * Decimal::from(1000) {
+        return Err(Rejection::new("amount_overflow", format!("total {total} exceeds the largest supported amount")));
+    }
+    let invoice = Invoice {
+        tenant_id: cmd.tenant_id.clone(),
+        invoice_id: c.invoice_id.clone(),
+        customer_id: c.customer_id.clone(),
+        currency: c.currency,
+        issue_date: c.issue_date,
+        due_date: c.due_date,
+        status: InvoiceStatus::Draft,
+        lines,
+        subtotal,
+        tax,
+        total,
+        amount_paid: Decimal::ZERO,
+        payments: Vec::new(),
+        metadata: c.metadata.clone(),
+        void_reason: None,
+        updated_at_ms: cmd.issued_at_ms,
+        created_by: cmd.command_id.clone(),
+    };
+    let event = Event::InvoiceCreated {
+        invoice_id: invoice.invoice_id.clone(),
+        customer_id: invoice.customer_id.clone(),
+        currency: invoice.currency,
+        issue_date: invoice.issue_date,
+        due_date: invoice.due_date,
+        line_count: invoice.lines.len() as i32,
+        subtotal,
+        tax,
+        total,
+    };
+    Ok((invoice, vec![event]))
+}
+
+fn issue(inv: &Invoice, cmd: &CommandEnvelope) -> Result<(Invoice, Vec<Event>), Rejection> {
+    if inv.status != InvoiceStatus::Draft {
+        return Err(Rejection::new(
+            "invalid_state",
+            format!("only a draft invoice can be issued; {} is {}", inv.invoice_id, inv.status.as_str()),
+        ));
+    }
+    let mut next = inv.clone();
+    next.status = InvoiceStatus::Open;
+    next.updated_at_ms = cmd.issued_at_ms;
+    let mut events = vec![Event::InvoiceIssued { invoice_id: next.invoice_id.clone(), due_date: next.due_date, total: next.total }];
+    // A zero-total invoice is settled the moment it is issued.
+    if next.total.is_zero() {
+        next.status = InvoiceStatus::Paid;
+        events.push(Event::InvoicePaid {
+            invoice_id: next.invoice_id.clone(),
+            total: next.total,
+            paid_on: Date::from_unix_millis(cmd.issued_at_ms),
+        });
+    }
+    Ok((next, events))
+}
+
+fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Invoice, Vec<Event>), Rejection> {
+    match inv.status {
+        InvoiceStatus::Open => {}
+        InvoiceStatus::Draft => {
+            return Err(Rejection::new("invoice_not_issued", format!("invoice {} is a draft; issue it before recording payments", inv.invoice_id)));
+        }
+        InvoiceStatus::Paid => {
+            return Err(Rejection::new("invoice_already_paid", format!("invoice {} is already paid in full", inv.invoice_id)));
+        }
+        InvoiceStatus::Void => {
+            return Err(Rejection::new("invoice_voided", format!("invoice {} is void", inv.invoice_id)));
+        }
+    }
+    if p.currency != inv.currency {
+        return Err(Rejection::new(
+            "currency_mismatch",
+            format!("payment is in {} but invoice {} is in {}", p.currency, inv.invoice_id, inv.currency),
+        ));
+    }
+    if p.amount <= Decimal::ZERO || !inv.currency.is_whole_minor(p.amount) {
+        return Err(Rejection::new(
+            "invalid_amount",
+            format!("amount must be positive with at most {} decimal places for {}, got {}", inv.currency.minor_units(), inv.currency, p.amount),
+        ));
+    }
+    let balance = inv.balance_due();
+    if p.amount > balance {
+        return Err(Rejection::new(
+            "overpayment",
+            format!("amount {} exceeds the balance due {} of invoice {}", p.amount, balance, inv.invoice_id),
+        ));
+    }
+    let mut next = inv.clone();
+    let payment_id = ids::payment_id(&cmd.command_id);
+    next.amount_paid += p.amount;
+    next.updated_at_ms = cmd.issued_at_ms;
+    next.payments.push(Payment {
+        payment_id: payment_id.clone(),
+        command_id: cmd.command_id.clone(),
+        amount: p.amount,
+        method: p.method.clone(),
+        external_reference: p.external_reference.clone(),
+        received_on: p.received_on,
+    });
+    let mut events = vec![Event::PaymentApplied {
+        invoice_id: next.invoice_id.clone(),
+        payment_id,
+        amount: p.amount,
+        currency: p.currency,
+        amount_paid: next.amount_paid,
+        balance_due: next.balance_due(),
+    }];
+    if next.balance_due().is_zero() {
+        next.status = InvoiceStatus::Paid;
+        events.push(Event::InvoicePaid { invoice_id: next.invoice_id.clone(), total: next.total, paid_on: p.received_on });
+    }
+    Ok((next, events))
+}
+
+fn void(inv: &Invoice, cmd: &CommandEnvelope, reason: &Option<String>) -> Result<(Invoice, Vec<Event>), Rejection> {
+    if inv.status == InvoiceStatus::Void {
+        return Err(Rejection::new("invalid_state", format!("invoice {} is already void", inv.invoice_id)));
+    }
+    if !inv.payments.is_empty() {
+        return Err(Rejection::new(
+            "has_payments",
+            format!("invoice {} has {} payment(s); only an invoice without payments can be voided", inv.invoice_id, inv.payments.len()),
+        ));
+    }
+    let mut next = inv.clone();
+    next.status = InvoiceStatus::Void;
+    next.void_reason = reason.clone();
+    next.updated_at_ms = cmd.issued_at_ms;
+    Ok((next.clone(), vec![Event::InvoiceVoided { invoice_id: next.invoice_id, reason: reason.clone() }]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use billstream_schemas::LineItem;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("decimal literal")
+    }
+
+    fn cmd(id: &str, payload: CommandPayload) -> CommandEnvelope {
+        CommandEnvelope {
+            command_id: id.into(),
+            tenant_id: "t".into(),
+            correlation_id: None,
+            issued_at_ms: 1_700_000_000_000,
+            idempotency_key: None,
+            payload,
+        }
+    }
+
+    fn create_cmd() -> CommandEnvelope {
+        cmd(
+            "c1",
+            CommandPayload::CreateInvoice(CreateInvoice {
+                invoice_id: "i1".into(),
+                customer_id: "cu".into(),
+                currency: "EUR".parse().expect("EUR"),
+                issue_date: "2026-01-10".parse().expect("date"),
+                due_date: "2026-02-10".parse().expect("date"),
+                lines: vec![
+                    LineItem { description: "a".into(), quantity: d("3"), unit_price: d("0.335"), tax_rate: d("19") },
+                    LineItem { description: "b".into(), quantity: d("2"), unit_price: d("10.00"), tax_rate: d("0") },
+                ],
+                metadata: BTreeMap::new(),
+            }),
+        )
+    }
+
+    fn payment(id: &str, amount: &str) -> CommandEnvelope {
+        cmd(
+            id,
+            CommandPayload::RecordPayment(RecordPayment {
+                invoice_id: "i1".into(),
+                amount: d(amount),
+                currency: "EUR".parse().expect("EUR"),
+                method: "card".into(),
+                external_reference: None,
+                received_on: "2026-01-20".parse().expect("date"),
+            }),
+        )
+    }
+
+    fn accepted(d: Decision) -> (Invoice, Vec<Event>) {
+        match d {
+            Decision::Accepted { invoice, events } => (invoice, events),
+            Decision::Rejected(r) => panic!("rejected: {r:?}"),
+        }
+    }
+
+    fn rejected(d: Decision) -> String {
+        match d {
+            Decision::Rejected(r) => r.code,
+            Decision::Accepted { .. } => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn lifecycle_create_issue_pay_partially_then_fully() {
+        let (inv, _) = accepted(decide(None, &create_cmd()));
+        // 3 × 0.335 = 1.005 → 1.01, tax 0.19; 20.00 net, no tax.
+        assert_eq!((inv.subtotal, inv.tax, inv.total), (d("21.01"), d("0.19"), d("21.20")));
+        assert_eq!(rejected(decide(Some(&inv), &payment("p0", "1"))), "invoice_not_issued");
+        let (inv, _) = accepted(decide(Some(&inv), &cmd("c2", CommandPayload::IssueInvoice { invoice_id: "i1".into() })));
+        assert_eq!(inv.status, InvoiceStatus::Open);
+        assert_eq!(rejected(decide(Some(&inv), &payment("p1", "21.21"))), "overpayment");
+        assert_eq!(rejected(decide(Some(&inv), &payment("p1", "0.001"))), "invalid_amount");
+        let (inv, ev) = accepted(decide(Some(&inv), &payment("p1", "20")));
+        assert_eq!((inv.status, inv.balance_due(), ev.len()), (InvoiceStatus::Open, d("1.20"), 1));
+        let (inv, ev) = accepted(decide(Some(&inv), &payment("p2", "1.2")));
+        assert_eq!((inv.status, inv.balance_due(), ev.len()), (InvoiceStatus::Paid, d("0"), 2));
+        assert_eq!(inv.payments[0].payment_id, ids::payment_id("p1"));
+        assert_eq!(rejected(decide(Some(&inv), &payment("p3", "1"))), "invoice_already_paid");
+        assert_eq!(rejected(decide(Some(&inv), &cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: None }))), "has_payments");
+    }
+
+    #[test]
+    fn create_rules() {
+        let (inv, _) = accepted(decide(None, &create_cmd()));
+        assert_eq!(rejected(decide(Some(&inv), &create_cmd())), "invoice_exists");
+        let mut bad = create_cmd();
+        if let CommandPayload::CreateInvoice(c) = &mut bad.payload {
+            c.lines[1].quantity = d("0");
+        }
+        assert_eq!(rejected(decide(None, &bad)), "invalid_command");
+        let mut bad = create_cmd();
+        if let CommandPayload::CreateInvoice(c) = &mut bad.payload {
+            c.invoice_id = "a\0b".into();
+        }
+        assert_eq!(rejected(decide(None, &bad)), "invalid_command");
+        let mut big = create_cmd();
+        if let CommandPayload::CreateInvoice(c) = &mut big.payload {
+            c.lines[0].quantity = Decimal::MAX;
+            c.lines[0].unit_price = d("2");
+        }
+        assert_eq!(rejected(decide(None, &big)), "amount_overflow");
+        assert_eq!(rejected(decide(None, &payment("p", "1"))), "invoice_not_found");
+    }
+
+    #[test]
+    fn void_only_without_payments() {
+        let (inv, _) = accepted(decide(None, &create_cmd()));
+        let v = cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: Some("dup".into()) });
+        let (inv, _) = accepted(decide(Some(&inv), &v));
+        assert_eq!((inv.status, inv.void_reason.as_deref()), (InvoiceStatus::Void, Some("dup")));
+        assert_eq!(rejected(decide(Some(&inv), &payment("p", "1"))), "invoice_voided");
+        assert_eq!(rejected(decide(Some(&inv), &v)), "invalid_state");
+    }
+}

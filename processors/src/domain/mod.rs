@@ -1,0 +1,11 @@
+//! The invoice aggregate: a pure function of (state, command), no wall clock inside.
+//!
+//! [`decide`] takes the invoice as stored (or `None`) and one command, and returns either the
+//! new state with the events it produces, or a rejection with a stable reason code. Every id
+//! it makes is derived from the command id, so replays and client retries produce identical
+//! output. [`ids`] holds those derivations.
+
+pub mod ids;
+mod invoice;
+
+pub use invoice::{Invoice, InvoiceLine, InvoiceStatus, Payment, Rejection, decide, Decision};

@@ -1,0 +1,340 @@
+//! The embedded hot store: fjall, an LSM engine, one keyspace per table.
+//!
+//! Single-machine by design: one process owns the directory (fjall holds a lock file), and a
+//! batch commits atomically through fjall's journal, synced to disk once per batch.
+
+use super::keys::{Key, KeyReader, decode, encode, hex, unhex};
+use super::{
+    AuditEntry, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
+};
+use crate::StoreError;
+use crate::domain::{Invoice, InvoiceStatus};
+use billstream_schemas::Date;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct FjallConfig {
+    /// Directory of the store.
+    pub path: PathBuf,
+    /// fsync the journal at each batch commit. Off only for throwaway runs.
+    pub sync_commits: bool,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl FjallConfig {
+    /// Defaults for a directory: synced commits, 64 MiB cache.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FjallConfig { path: path.into(), sync_commits: true, cache_bytes: 64 << 20 }
+    }
+}
+
+/// The embedded hot store.
+pub struct FjallStore {
+    db: Database,
+    sync_commits: bool,
+    invoices: Keyspace,
+    locator: Keyspace,
+    by_status: Keyspace,
+    open_by_due: Keyspace,
+    totals: Keyspace,
+    month_paid: Keyspace,
+    commands: Keyspace,
+    audit: Keyspace,
+    offsets: Keyspace,
+    tenants: Keyspace,
+    api_keys: Keyspace,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore").field("sync_commits", &self.sync_commits).finish()
+    }
+}
+
+fn engine(e: fjall::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+/// Where an invoice lives: its partition (year, bucket).
+#[derive(Serialize, Deserialize)]
+struct Location {
+    year: i32,
+    bucket: u32,
+}
+
+fn invoice_key(tenant: &str, year: i32, bucket: u32, invoice_id: &str) -> Vec<u8> {
+    Key::new().s(tenant).i32(year).u32(bucket).s(invoice_id).done()
+}
+
+fn status_key(tenant: &str, status: InvoiceStatus, year: i32, bucket: u32, invoice_id: &str) -> Vec<u8> {
+    Key::new().s(tenant).u8(status.tag()).i32(year).u32(bucket).s(invoice_id).done()
+}
+
+fn open_key(tenant: &str, due: Date, invoice_id: &str) -> Vec<u8> {
+    Key::new().s(tenant).i32(due.days()).s(invoice_id).done()
+}
+
+fn totals_key(k: &TotalsKey) -> Vec<u8> {
+    Key::new().s(&k.tenant_id).u32(k.bucket).s(k.currency.code()).done()
+}
+
+fn month_key(k: &MonthKey) -> Vec<u8> {
+    Key::new().s(&k.tenant_id).u32(k.year_month).u32(k.bucket).s(k.currency.code()).done()
+}
+
+fn corrupt_key(table: &'static str) -> StoreError {
+    StoreError::Corrupt { table, detail: "malformed key".into() }
+}
+
+impl FjallStore {
+    /// Opens (or creates) the store at `config.path`.
+    pub fn open(config: &FjallConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.path).map_err(|e| StoreError::Engine(format!("{}: {e}", config.path.display())))?;
+        let db = Database::builder(&config.path).cache_size(config.cache_bytes).open().map_err(|e| match e {
+            fjall::Error::Locked => StoreError::Locked { path: config.path.display().to_string(), detail: e.to_string() },
+            other => engine(other),
+        })?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(engine);
+        Ok(FjallStore {
+            invoices: ks("invoices")?,
+            locator: ks("invoice_locator")?,
+            by_status: ks("invoices_by_status")?,
+            open_by_due: ks("open_by_due")?,
+            totals: ks("tenant_totals")?,
+            month_paid: ks("tenant_month_paid")?,
+            commands: ks("commands")?,
+            audit: ks("audit")?,
+            offsets: ks("offsets")?,
+            tenants: ks("tenants")?,
+            api_keys: ks("api_keys")?,
+            db,
+            sync_commits: config.sync_commits,
+        })
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, ks: &Keyspace, table: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match ks.get(key).map_err(engine)? {
+            Some(v) => decode(table, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan(&self, ks: &Keyspace, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let iter = match after {
+            // Resume after the last key of the previous page; the prefix check below ends it.
+            Some(after) => ks.range::<&[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => ks.prefix(prefix),
+        };
+        for item in iter {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl HotStore for FjallStore {
+    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+        let mut b = self.db.batch();
+        if self.sync_commits {
+            b = b.durability(Some(PersistMode::SyncData));
+        }
+        for m in batch {
+            match m {
+                Mutation::PutInvoice { invoice, bucket, previous_status } => {
+                    let (t, id, year) = (&invoice.tenant_id, &invoice.invoice_id, invoice.year());
+                    if let Some(prev) = previous_status.filter(|p| *p != invoice.status) {
+                        b.remove(&self.by_status, status_key(t, prev, year, bucket, id));
+                    }
+                    if previous_status != Some(invoice.status) {
+                        b.insert(&self.by_status, status_key(t, invoice.status, year, bucket, id), []);
+                    }
+                    if previous_status.is_none() {
+                        b.insert(&self.locator, Key::new().s(t).s(id).done(), encode(&Location { year, bucket }));
+                    }
+                    b.insert(&self.invoices, invoice_key(t, year, bucket, id), encode(&invoice));
+                }
+                Mutation::PutOpenItem(item) => {
+                    b.insert(&self.open_by_due, open_key(&item.tenant_id, item.due_date, &item.invoice_id), encode(&item));
+                }
+                Mutation::RemoveOpenItem { tenant_id, due_date, invoice_id } => {
+                    b.remove(&self.open_by_due, open_key(&tenant_id, due_date, &invoice_id));
+                }
+                Mutation::PutTotals(k, v) => b.insert(&self.totals, totals_key(&k), encode(&v)),
+                Mutation::PutMonthPaid(k, v) => b.insert(&self.month_paid, month_key(&k), encode(&v)),
+                Mutation::PutCommand { tenant_id, command_id, status } => {
+                    b.insert(&self.commands, Key::new().s(&tenant_id).s(&command_id).done(), encode(&status));
+                }
+                Mutation::Audit(e) => {
+                    let key = Key::new().s(&e.tenant_id).i32(e.day.days()).s(&e.command_id).u32(e.seq).done();
+                    b.insert(&self.audit, key, encode(&e));
+                }
+                Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
+                    let key = Key::new().s(&cluster_id).s(&topic).i32(partition).done();
+                    b.insert(&self.offsets, key, next_offset.to_be_bytes());
+                }
+            }
+        }
+        b.commit().map_err(engine)
+    }
+
+    async fn get_invoice(&self, tenant_id: &str, invoice_id: &str) -> Result<Option<Invoice>, StoreError> {
+        let Some(loc) = self.get::<Location>(&self.locator, "invoice_locator", &Key::new().s(tenant_id).s(invoice_id).done())? else {
+            return Ok(None);
+        };
+        self.get(&self.invoices, "invoices", &invoice_key(tenant_id, loc.year, loc.bucket, invoice_id))
+    }
+
+    async fn get_command(&self, tenant_id: &str, command_id: &str) -> Result<Option<CommandStatus>, StoreError> {
+        self.get(&self.commands, "commands", &Key::new().s(tenant_id).s(command_id).done())
+    }
+
+    async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
+        self.get(&self.totals, "tenant_totals", &totals_key(key))
+    }
+
+    async fn get_month_paid(&self, key: &MonthKey) -> Result<Option<Decimal>, StoreError> {
+        self.get(&self.month_paid, "tenant_month_paid", &month_key(key))
+    }
+
+    async fn partition_offsets(&self, cluster_id: &str, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let prefix = Key::new().s(cluster_id).s(topic).done();
+        let mut out = BTreeMap::new();
+        for (k, v) in self.scan(&self.offsets, &prefix, None, usize::MAX)? {
+            let partition = KeyReader(&k[prefix.len()..]).i32().ok_or_else(|| corrupt_key("offsets"))?;
+            let next = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| corrupt_key("offsets"))?;
+            out.insert(partition, i64::from_be_bytes(next));
+        }
+        Ok(out)
+    }
+
+    async fn put_tenant(&self, tenant: &Tenant, api_key_hash: [u8; 32]) -> Result<(), StoreError> {
+        if self.api_keys.get(api_key_hash).map_err(engine)?.is_some() {
+            return Err(StoreError::Conflict("API key already registered".into()));
+        }
+        let mut b = self.db.batch().durability(Some(PersistMode::SyncData));
+        b.insert(&self.tenants, Key::new().s(&tenant.tenant_id).done(), encode(tenant));
+        b.insert(&self.api_keys, api_key_hash, tenant.tenant_id.as_bytes());
+        b.commit().map_err(engine)
+    }
+
+    async fn get_tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
+        self.get(&self.tenants, "tenants", &Key::new().s(tenant_id).done())
+    }
+
+    async fn tenant_for_key(&self, api_key_hash: [u8; 32]) -> Result<Option<Tenant>, StoreError> {
+        match self.api_keys.get(api_key_hash).map_err(engine)? {
+            Some(id) => {
+                let id = std::str::from_utf8(&id).map_err(|_| corrupt_key("api_keys"))?.to_string();
+                self.get_tenant(&id).await
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn list_invoices(
+        &self,
+        tenant_id: &str,
+        status: Option<InvoiceStatus>,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<InvoicePage, StoreError> {
+        let limit = limit.max(1);
+        let (ks, prefix) = match status {
+            Some(st) => (&self.by_status, Key::new().s(tenant_id).u8(st.tag()).done()),
+            None => (&self.invoices, Key::new().s(tenant_id).done()),
+        };
+        let after = match page_token {
+            Some(t) => {
+                let k = unhex(t).ok_or(StoreError::BadPageToken)?;
+                if !k.starts_with(&prefix) {
+                    return Err(StoreError::BadPageToken);
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let rows = self.scan(ks, &prefix, after.as_deref(), limit + 1)?;
+        let more = rows.len() > limit;
+        let mut invoices = Vec::with_capacity(rows.len().min(limit));
+        let mut last = None;
+        for (k, v) in rows.into_iter().take(limit) {
+            let inv = match status {
+                None => decode::<Invoice>("invoices", &v)?,
+                Some(_) => {
+                    let mut r = KeyReader(&k[prefix.len()..]);
+                    let (year, bucket, id) = (r.i32(), r.u32(), r.s());
+                    let (Some(year), Some(bucket), Some(id)) = (year, bucket, id) else {
+                        return Err(corrupt_key("invoices_by_status"));
+                    };
+                    match self.get(&self.invoices, "invoices", &invoice_key(tenant_id, year, bucket, id))? {
+                        Some(inv) => inv,
+                        None => return Err(StoreError::Corrupt { table: "invoices_by_status", detail: format!("dangling entry for {id}") }),
+                    }
+                }
+            };
+            invoices.push(inv);
+            last = Some(k);
+        }
+        Ok(InvoicePage { invoices, next_page_token: if more { last.map(|k| hex(&k)) } else { None } })
+    }
+
+    async fn tenant_totals(&self, tenant_id: &str) -> Result<Vec<(TotalsKey, Totals)>, StoreError> {
+        let prefix = Key::new().s(tenant_id).done();
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&self.totals, &prefix, None, usize::MAX)? {
+            let mut r = KeyReader(&k[prefix.len()..]);
+            let bucket = r.u32().ok_or_else(|| corrupt_key("tenant_totals"))?;
+            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key("tenant_totals"))?;
+            out.push((TotalsKey { tenant_id: tenant_id.to_string(), bucket, currency }, decode("tenant_totals", &v)?));
+        }
+        Ok(out)
+    }
+
+    async fn month_paid(&self, tenant_id: &str, year_month: u32) -> Result<Vec<(MonthKey, Decimal)>, StoreError> {
+        let prefix = Key::new().s(tenant_id).u32(year_month).done();
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&self.month_paid, &prefix, None, usize::MAX)? {
+            let mut r = KeyReader(&k[prefix.len()..]);
+            let bucket = r.u32().ok_or_else(|| corrupt_key("tenant_month_paid"))?;
+            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key("tenant_month_paid"))?;
+            let key = MonthKey { tenant_id: tenant_id.to_string(), year_month, bucket, currency };
+            out.push((key, decode("tenant_month_paid", &v)?));
+        }
+        Ok(out)
+    }
+
+    async fn open_items_due_before(&self, tenant_id: &str, before: Date) -> Result<Vec<OpenItem>, StoreError> {
+        let prefix = Key::new().s(tenant_id).done();
+        let end = Key::new().s(tenant_id).i32(before.days()).done();
+        let mut out = Vec::new();
+        for item in self.open_by_due.range(prefix.clone()..end) {
+            let (_, v) = item.into_inner().map_err(engine)?;
+            out.push(decode("open_by_due", &v)?);
+        }
+        Ok(out)
+    }
+
+    async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError> {
+        let prefix = Key::new().s(tenant_id).i32(day.days()).done();
+        self.scan(&self.audit, &prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| decode("audit", &v))
+            .collect()
+    }
+}
+

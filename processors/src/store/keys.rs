@@ -1,0 +1,105 @@
+//! Order-preserving byte keys and versioned value encoding for the embedded engine.
+//!
+//! Strings end with 0x00 (ids never contain control characters; the domain checks), numbers
+//! are big-endian with the sign bit flipped, so byte order is the tables' clustering order.
+
+use crate::StoreError;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Builds a key from parts.
+#[derive(Default)]
+pub(crate) struct Key(Vec<u8>);
+
+impl Key {
+    pub(crate) fn new() -> Self {
+        Key(Vec::with_capacity(64))
+    }
+    pub(crate) fn s(mut self, v: &str) -> Self {
+        self.0.extend_from_slice(v.as_bytes());
+        self.0.push(0);
+        self
+    }
+    pub(crate) fn u8(mut self, v: u8) -> Self {
+        self.0.push(v);
+        self
+    }
+    pub(crate) fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub(crate) fn i32(mut self, v: i32) -> Self {
+        self.0.extend_from_slice(&((v as u32) ^ 0x8000_0000).to_be_bytes());
+        self
+    }
+    pub(crate) fn done(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Reads parts back from a key.
+pub(crate) struct KeyReader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> KeyReader<'a> {
+    pub(crate) fn s(&mut self) -> Option<&'a str> {
+        let end = self.0.iter().position(|&b| b == 0)?;
+        let (head, tail) = self.0.split_at(end);
+        self.0 = &tail[1..];
+        std::str::from_utf8(head).ok()
+    }
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        let (head, tail) = self.0.split_first_chunk::<4>()?;
+        self.0 = tail;
+        Some(u32::from_be_bytes(*head))
+    }
+    pub(crate) fn i32(&mut self) -> Option<i32> {
+        self.u32().map(|v| (v ^ 0x8000_0000) as i32)
+    }
+}
+
+/// Format version of stored values; a new layout gets a new number and a migration.
+const VALUE_VERSION: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    // postcard into a Vec cannot fail for these plain data types.
+    out.extend(postcard::to_stdvec(v).unwrap_or_default());
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&VALUE_VERSION, body)) => {
+            postcard::from_bytes(body).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
+        }
+        Some((v, _)) => Err(StoreError::Corrupt { table, detail: format!("unknown value version {v}") }),
+        None => Err(StoreError::Corrupt { table, detail: "empty value".into() }),
+    }
+}
+
+/// Lower-case hex, for opaque page tokens.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_their_parts() {
+        let a = Key::new().s("t").i32(-5).u32(2).done();
+        let b = Key::new().s("t").i32(3).u32(1).done();
+        let c = Key::new().s("t").i32(3).u32(2).done();
+        assert!(a < b && b < c);
+        let mut r = KeyReader(&a);
+        assert_eq!((r.s(), r.i32(), r.u32()), (Some("t"), Some(-5), Some(2)));
+        assert_eq!(unhex(&hex(&a)), Some(a));
+    }
+}
