@@ -1,0 +1,450 @@
+//! Request bodies and their validation into command payloads.
+//!
+//! Parsing (400, `invalid_json`) and rules (422, `invalid_field`) both name the field at
+//! fault by its JSON path. Amounts are decimal strings ("1234.50"); integers are accepted,
+//! JSON numbers with a fraction are refused (they are floats on most clients).
+
+use crate::error::ApiError;
+use billstream_processors::domain::ids;
+use billstream_schemas::codec::{PRICE_SCALE, RATE_SCALE};
+use billstream_schemas::command::{CommandPayload, CreateInvoice, LineItem, RecordPayment};
+use billstream_schemas::{Currency, Date};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Longest accepted free-text field (descriptions, reasons, metadata values).
+const MAX_TEXT: usize = 500;
+/// Most lines on one invoice.
+pub const MAX_LINES: usize = 1000;
+/// Most metadata entries on one invoice.
+const MAX_METADATA: usize = 50;
+
+/// Parses JSON into `T`, naming the field at fault on error.
+pub fn parse<'de, T: Deserialize<'de>>(bytes: &'de [u8], prefix: &str) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = join(prefix, if path == "." { "" } else { &path });
+        ApiError::bad_json(Some(field), e.inner().to_string())
+    })
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    match (prefix.is_empty(), field.is_empty()) {
+        (true, _) => field.to_string(),
+        (false, true) => prefix.trim_end_matches('.').to_string(),
+        (false, false) => format!("{prefix}{field}"),
+    }
+}
+
+/// A decimal from a JSON string or integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecimalInput(pub Decimal);
+
+impl<'de> Deserialize<'de> for DecimalInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DecimalInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a decimal string such as \"12.50\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DecimalInput, E> {
+                let valid = !s.is_empty()
+                    && s.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'));
+                match s.parse::<Decimal>() {
+                    Ok(v) if valid => Ok(DecimalInput(v)),
+                    _ => Err(E::custom(format!("expected a decimal string such as \"12.50\", got {s:?}"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DecimalInput, E> {
+                Ok(DecimalInput(Decimal::from(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DecimalInput, E> {
+                Ok(DecimalInput(Decimal::from(v)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DecimalInput, E> {
+                Err(E::custom(format!(
+                    "got the JSON number {v}; send amounts as decimal strings such as \"12.50\" so no float rounding happens"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Body of `POST /v1/invoices` (and of a `create_invoice` batch item).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvoiceBody {
+    /// Optional client-chosen id: letters, digits, `.`, `_`, `-`, `:`; 1 to 64 characters.
+    pub invoice_id: Option<String>,
+    /// Customer id.
+    pub customer_id: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// YYYY-MM-DD.
+    pub issue_date: String,
+    /// YYYY-MM-DD, on or after issue_date.
+    pub due_date: String,
+    /// 1 to 1000 lines.
+    pub lines: Vec<LineBody>,
+    /// Free-form string map (at most 50 entries).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Alternative to the Idempotency-Key header.
+    pub idempotency_key: Option<String>,
+}
+
+/// One line of a create request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineBody {
+    /// What is billed.
+    pub description: String,
+    /// Positive, at most 6 decimal places.
+    pub quantity: DecimalInput,
+    /// Zero or more, at most 6 decimal places.
+    pub unit_price: DecimalInput,
+    /// Percent, 0 to 100, at most 4 decimal places; default 0.
+    pub tax_rate: Option<DecimalInput>,
+}
+
+/// Body of `POST /v1/invoices/{id}/payments`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentBody {
+    /// Positive, in whole minor units of the currency.
+    pub amount: DecimalInput,
+    /// Must match the invoice's currency.
+    pub currency: String,
+    /// e.g. `card`, `bank_transfer`.
+    pub method: String,
+    /// Provider reference.
+    pub external_reference: Option<String>,
+    /// YYYY-MM-DD; default today (UTC).
+    pub received_on: Option<String>,
+    /// Alternative to the Idempotency-Key header.
+    pub idempotency_key: Option<String>,
+}
+
+/// Body of `POST /v1/invoices/{id}/void` (optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidBody {
+    /// Why, for the audit log.
+    pub reason: Option<String>,
+    /// Alternative to the Idempotency-Key header.
+    pub idempotency_key: Option<String>,
+}
+
+/// Body of `POST /v1/invoices/{id}/issue` (optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    /// Alternative to the Idempotency-Key header.
+    pub idempotency_key: Option<String>,
+}
+
+/// One item of `POST /v1/commands:batch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BatchItem {
+    /// As `POST /v1/invoices`.
+    CreateInvoice(CreateInvoiceBody),
+    /// As `POST /v1/invoices/{id}/issue`.
+    IssueInvoice {
+        /// The invoice.
+        invoice_id: String,
+        /// Optional.
+        idempotency_key: Option<String>,
+    },
+    /// As `POST /v1/invoices/{id}/payments`; `idempotency_key` is required.
+    RecordPayment {
+        /// The invoice.
+        invoice_id: String,
+        /// The payment.
+        #[serde(flatten)]
+        payment: PaymentBody,
+    },
+    /// As `POST /v1/invoices/{id}/void`.
+    VoidInvoice {
+        /// The invoice.
+        invoice_id: String,
+        /// Why.
+        reason: Option<String>,
+        /// Optional.
+        idempotency_key: Option<String>,
+    },
+}
+
+/// Body of `POST /v1/commands:batch`: items are parsed one by one, so one bad item does not
+/// sink the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody<'a> {
+    /// The commands, in order.
+    #[serde(borrow)]
+    pub commands: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// A validated command, ready to be given an id and published.
+#[derive(Debug, Clone)]
+pub struct Valid {
+    /// What to do (for create, `invoice_id` may still be empty: derived from the command id).
+    pub payload: CommandPayload,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+}
+
+/// Checks an invoice id chosen by a client.
+pub fn check_invoice_id(field: &str, id: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, format!("invoice id must be 1 to 64 letters, digits, '.', '_', '-' or ':'; got {id:?}")))
+    }
+}
+
+fn check_text(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    if v.len() < min || v.len() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, format!("must be {min} to {max} bytes of text without control characters")));
+    }
+    Ok(())
+}
+
+fn check_key(prefix: &str, key: &Option<String>) -> Result<(), ApiError> {
+    if let Some(k) = key {
+        check_text(&join(prefix, "idempotency_key"), k, 1, 255)?;
+    }
+    Ok(())
+}
+
+fn currency(field: &str, v: &str) -> Result<Currency, ApiError> {
+    v.parse().map_err(|e: billstream_schemas::money::CurrencyParseError| ApiError::invalid(field, e.to_string()))
+}
+
+fn date(field: &str, v: &str) -> Result<Date, ApiError> {
+    v.parse().map_err(|e: billstream_schemas::date::DateParseError| ApiError::invalid(field, e.to_string()))
+}
+
+fn places(field: &str, v: Decimal, max: u32) -> Result<Decimal, ApiError> {
+    let n = v.normalize();
+    if n.scale() > max {
+        return Err(ApiError::invalid(field, format!("at most {max} decimal places, got {v}")));
+    }
+    if n.abs() >= Decimal::from(10_i64.pow(15)) {
+        return Err(ApiError::invalid(field, format!("{v} is larger than the largest supported value (10^15)")));
+    }
+    Ok(n)
+}
+
+/// Validates a create body. `prefix` is prepended to field paths (`commands[3].`).
+pub fn create(prefix: &str, b: CreateInvoiceBody) -> Result<Valid, ApiError> {
+    let f = |name: &str| join(prefix, name);
+    check_key(prefix, &b.idempotency_key)?;
+    if let Some(id) = &b.invoice_id {
+        check_invoice_id(&f("invoice_id"), id)?;
+    }
+    check_text(&f("customer_id"), &b.customer_id, 1, 128)?;
+    let cur = currency(&f("currency"), &b.currency)?;
+    let issue = date(&f("issue_date"), &b.issue_date)?;
+    let due = date(&f("due_date"), &b.due_date)?;
+    if due < issue {
+        return Err(ApiError::invalid(f("due_date"), format!("due_date {due} is before issue_date {issue}")));
+    }
+    if b.lines.is_empty() || b.lines.len() > MAX_LINES {
+        return Err(ApiError::invalid(f("lines"), format!("an invoice needs 1 to {MAX_LINES} lines, got {}", b.lines.len())));
+    }
+    let mut lines = Vec::with_capacity(b.lines.len());
+    for (i, l) in b.lines.into_iter().enumerate() {
+        let lf = |name: &str| f(&format!("lines[{i}].{name}"));
+        check_text(&lf("description"), &l.description, 1, MAX_TEXT)?;
+        let quantity = places(&lf("quantity"), l.quantity.0, PRICE_SCALE)?;
+        if quantity <= Decimal::ZERO {
+            return Err(ApiError::invalid(lf("quantity"), format!("must be positive, got {quantity}")));
+        }
+        let unit_price = places(&lf("unit_price"), l.unit_price.0, PRICE_SCALE)?;
+        if unit_price < Decimal::ZERO {
+            return Err(ApiError::invalid(lf("unit_price"), format!("must not be negative, got {unit_price}")));
+        }
+        let tax_rate = places(&lf("tax_rate"), l.tax_rate.map_or(Decimal::ZERO, |t| t.0), RATE_SCALE)?;
+        if tax_rate < Decimal::ZERO || tax_rate > Decimal::ONE_HUNDRED {
+            return Err(ApiError::invalid(lf("tax_rate"), format!("must be a percentage from 0 to 100, got {tax_rate}")));
+        }
+        lines.push(LineItem { description: l.description, quantity, unit_price, tax_rate });
+    }
+    if b.metadata.len() > MAX_METADATA {
+        return Err(ApiError::invalid(f("metadata"), format!("at most {MAX_METADATA} entries")));
+    }
+    for (k, v) in &b.metadata {
+        check_text(&f(&format!("metadata.{k}")), k, 1, 40)?;
+        check_text(&f(&format!("metadata.{k}")), v, 0, MAX_TEXT)?;
+    }
+    Ok(Valid {
+        payload: CommandPayload::CreateInvoice(CreateInvoice {
+            invoice_id: b.invoice_id.unwrap_or_default(),
+            customer_id: b.customer_id,
+            currency: cur,
+            issue_date: issue,
+            due_date: due,
+            lines,
+            metadata: b.metadata,
+        }),
+        idempotency_key: b.idempotency_key,
+    })
+}
+
+/// Validates a payment body for an invoice. A payment without an idempotency key is refused:
+/// a retried payment must never be applied twice.
+pub fn payment(prefix: &str, invoice_id: &str, b: PaymentBody, today: Date) -> Result<Valid, ApiError> {
+    let f = |name: &str| join(prefix, name);
+    check_invoice_id(&f("invoice_id"), invoice_id)?;
+    match &b.idempotency_key {
+        None => {
+            return Err(ApiError {
+                status: 422,
+                code: "idempotency_key_required".into(),
+                message: "payments need an Idempotency-Key header (or idempotency_key field in a batch item) so a retry is never applied twice".into(),
+                field: Some(f("idempotency_key")),
+            });
+        }
+        Some(_) => check_key(prefix, &b.idempotency_key)?,
+    }
+    let cur = currency(&f("currency"), &b.currency)?;
+    let amount = places(&f("amount"), b.amount.0, cur.minor_units())?;
+    if amount <= Decimal::ZERO {
+        return Err(ApiError::invalid(f("amount"), format!("must be positive, got {amount}")));
+    }
+    check_text(&f("method"), &b.method, 1, 32)?;
+    if let Some(r) = &b.external_reference {
+        check_text(&f("external_reference"), r, 1, 128)?;
+    }
+    let received_on = match &b.received_on {
+        Some(d) => date(&f("received_on"), d)?,
+        None => today,
+    };
+    Ok(Valid {
+        payload: CommandPayload::RecordPayment(RecordPayment {
+            invoice_id: invoice_id.to_string(),
+            amount,
+            currency: cur,
+            method: b.method,
+            external_reference: b.external_reference,
+            received_on,
+        }),
+        idempotency_key: b.idempotency_key,
+    })
+}
+
+/// Validates an issue request.
+pub fn issue(prefix: &str, invoice_id: &str, idempotency_key: Option<String>) -> Result<Valid, ApiError> {
+    check_invoice_id(&join(prefix, "invoice_id"), invoice_id)?;
+    check_key(prefix, &idempotency_key)?;
+    Ok(Valid { payload: CommandPayload::IssueInvoice { invoice_id: invoice_id.to_string() }, idempotency_key })
+}
+
+/// Validates a void request.
+pub fn void(prefix: &str, invoice_id: &str, reason: Option<String>, idempotency_key: Option<String>) -> Result<Valid, ApiError> {
+    check_invoice_id(&join(prefix, "invoice_id"), invoice_id)?;
+    check_key(prefix, &idempotency_key)?;
+    if let Some(r) = &reason {
+        check_text(&join(prefix, "reason"), r, 0, MAX_TEXT)?;
+    }
+    Ok(Valid { payload: CommandPayload::VoidInvoice { invoice_id: invoice_id.to_string(), reason }, idempotency_key })
+}
+
+/// Validates one batch item.
+pub fn batch_item(prefix: &str, item: BatchItem, today: Date) -> Result<Valid, ApiError> {
+    match item {
+        BatchItem::CreateInvoice(b) => create(prefix, b),
+        BatchItem::IssueInvoice { invoice_id, idempotency_key } => issue(prefix, &invoice_id, idempotency_key),
+        BatchItem::RecordPayment { invoice_id, payment: p } => payment(prefix, &invoice_id, p, today),
+        BatchItem::VoidInvoice { invoice_id, reason, idempotency_key } => void(prefix, &invoice_id, reason, idempotency_key),
+    }
+}
+
+/// The command id: derived from the idempotency key when there is one (so a retry is the
+/// same command), random otherwise. For a create without a client-chosen invoice id, the
+/// invoice id is derived from the command id.
+pub fn assign_ids(tenant_id: &str, v: &mut Valid) -> String {
+    let command_id = match &v.idempotency_key {
+        Some(k) => ids::command_id_for_key(tenant_id, k),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    if let CommandPayload::CreateInvoice(c) = &mut v.payload {
+        if c.invoice_id.is_empty() {
+            c.invoice_id = ids::invoice_id_for(&command_id);
+        }
+    }
+    command_id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Result<Valid, ApiError> {
+        create("", parse::<CreateInvoiceBody>(json.as_bytes(), "")?)
+    }
+
+    const OK: &str = r#"{"customer_id":"c","currency":"EUR","issue_date":"2026-01-01","due_date":"2026-02-01",
+        "lines":[{"description":"x","quantity":2,"unit_price":"9.99","tax_rate":"19"}]}"#;
+
+    #[test]
+    fn valid_create() {
+        let v = body(OK).expect("valid");
+        let CommandPayload::CreateInvoice(c) = v.payload else { panic!("not a create") };
+        assert_eq!(c.lines[0].unit_price, "9.99".parse::<Decimal>().expect("literal"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = body(&OK.replace(r#""9.99""#, "9.99")).expect_err("float");
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("lines[0].unit_price")));
+        assert!(e.message.contains("decimal strings"), "{}", e.message);
+        let e = body(&OK.replace("EUR", "EURO")).expect_err("currency");
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("currency")));
+        let e = body(&OK.replace("2026-02-01", "2025-02-01")).expect_err("due before issue");
+        assert_eq!(e.field.as_deref(), Some("due_date"));
+        let e = body(&OK.replace(r#""19""#, r#""101""#)).expect_err("rate");
+        assert_eq!(e.field.as_deref(), Some("lines[0].tax_rate"));
+        let e = body(&OK.replace(r#""9.99""#, r#""9.9999999""#)).expect_err("places");
+        assert_eq!(e.field.as_deref(), Some("lines[0].unit_price"));
+        let e = body(&OK.replace(r#""customer_id""#, r#""colour":1,"customer_id""#)).expect_err("unknown field");
+        assert_eq!(e.status, 400);
+        let e = body(&OK.replace(r#""9.99""#, r#""1e3""#)).expect_err("exponent");
+        assert_eq!(e.field.as_deref(), Some("lines[0].unit_price"));
+    }
+
+    #[test]
+    fn payments_need_a_key_and_whole_minor_units() {
+        let today = Date::from_days(20_000);
+        let p = |json: &str| payment("commands[2].", "inv-1", parse::<PaymentBody>(json.as_bytes(), "commands[2].")?, today);
+        let e = p(r#"{"amount":"1.00","currency":"EUR","method":"card"}"#).expect_err("no key");
+        assert_eq!((e.code.as_str(), e.field.as_deref()), ("idempotency_key_required", Some("commands[2].idempotency_key")));
+        let e = p(r#"{"amount":"1.5","currency":"JPY","method":"card","idempotency_key":"k"}"#).expect_err("yen cents");
+        assert_eq!(e.field.as_deref(), Some("commands[2].amount"));
+        let v = p(r#"{"amount":"1.5","currency":"EUR","method":"card","idempotency_key":"k"}"#).expect("valid");
+        let CommandPayload::RecordPayment(r) = v.payload else { panic!("not a payment") };
+        assert_eq!(r.received_on, today);
+    }
+
+    #[test]
+    fn idempotency_key_fixes_the_ids() {
+        let mut a = body(&OK.replace(r#""customer_id""#, r#""idempotency_key":"k1","customer_id""#)).expect("valid");
+        let mut b = a.clone();
+        assert_eq!(assign_ids("t", &mut a), assign_ids("t", &mut b));
+        assert_eq!(a.payload.invoice_id(), b.payload.invoice_id());
+        let mut c = a.clone();
+        c.idempotency_key = None;
+        if let CommandPayload::CreateInvoice(ci) = &mut c.payload {
+            ci.invoice_id.clear();
+        }
+        let mut d = c.clone();
+        assert_ne!(assign_ids("t", &mut c), assign_ids("t", &mut d));
+    }
+}

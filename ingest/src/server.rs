@@ -1,0 +1,77 @@
+//! The gateway's shared state, its router, and `serve`.
+
+use crate::auth::KeyCache;
+use crate::config::GatewayConfig;
+use crate::metrics::GatewayMetrics;
+use crate::producer::CommandProducer;
+use crate::routes;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use billstream_processors::HotStore;
+use billstream_processors::outcome::OutcomeHub;
+use billstream_schemas::SchemaCatalog;
+use prometheus::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a request handler needs.
+pub struct Gateway {
+    /// The hot store (reads, tenant lookup).
+    pub store: Arc<dyn HotStore>,
+    /// Schema ids and codecs.
+    pub catalog: Arc<SchemaCatalog>,
+    /// Publishes commands.
+    pub producer: CommandProducer,
+    /// In-process announcements of resolved commands; without it `?wait=applied` polls the
+    /// store.
+    pub hub: Option<Arc<OutcomeHub>>,
+    /// Limits.
+    pub config: GatewayConfig,
+    /// The gateway's metrics.
+    pub metrics: GatewayMetrics,
+    /// The registry served at `/metrics` (every component of the process registers here).
+    pub registry: Registry,
+    /// API key → tenant.
+    pub keys: KeyCache,
+}
+
+/// The full router: `/v1`, health, metrics, OpenAPI.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/invoices", post(routes::create_invoice).get(routes::list_invoices))
+        .route("/v1/invoices/{id}", get(routes::get_invoice))
+        .route("/v1/invoices/{id}/issue", post(routes::issue_invoice))
+        .route("/v1/invoices/{id}/payments", post(routes::record_payment))
+        .route("/v1/invoices/{id}/void", post(routes::void_invoice))
+        .route("/v1/commands:batch", post(routes::batch))
+        .route("/v1/commands/{id}", get(routes::get_command))
+        .route("/v1/summary", get(routes::summary))
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(gw.clone(), track))
+        .with_state(gw)
+}
+
+async fn track(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    gw.metrics.latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    gw.metrics.requests.with_label_values(&[&route, response.status().as_str()]).inc();
+    response
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes; in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gw)).with_graceful_shutdown(shutdown).await
+}
