@@ -59,9 +59,17 @@ pub enum ProcessorError {
 /// A running processor.
 pub struct ProcessorHandle {
     done: tokio::sync::oneshot::Receiver<Result<(), ProcessorError>>,
+    assigned: watch::Receiver<bool>,
 }
 
 impl ProcessorHandle {
+    /// Waits until the consumer group assigned partitions to this processor (a new group
+    /// waits out the broker's initial rebalance delay, 3 s by default). False on timeout.
+    pub async fn wait_assigned(&self, timeout: Duration) -> bool {
+        let mut rx = self.assigned.clone();
+        matches!(tokio::time::timeout(timeout, rx.wait_for(|a| *a)).await, Ok(Ok(_)))
+    }
+
     /// Waits until the processor thread has stopped (after shutdown, or on a fatal error).
     pub async fn stopped(self) -> Result<(), ProcessorError> {
         self.done.await.unwrap_or(Ok(()))
@@ -77,6 +85,7 @@ struct ProcessorContext {
     cluster_id: String,
     topic: String,
     positions: Positions,
+    assigned: watch::Sender<bool>,
 }
 
 impl ClientContext for ProcessorContext {}
@@ -106,8 +115,11 @@ impl ConsumerContext for ProcessorContext {
                 }
                 drop(positions);
                 info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
-                if let Err(e) = consumer.assign(tpl) {
-                    error!(error = %e, "assign failed");
+                match consumer.assign(tpl) {
+                    Ok(()) => {
+                        self.assigned.send_replace(true);
+                    }
+                    Err(e) => error!(error = %e, "assign failed"),
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -116,6 +128,7 @@ impl ConsumerContext for ProcessorContext {
                     positions.remove(&elem.partition());
                 }
                 info!("partitions revoked");
+                self.assigned.send_replace(false);
                 if let Err(e) = consumer.unassign() {
                     error!(error = %e, "unassign failed");
                 }
@@ -149,7 +162,9 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     drop(probe);
 
     let positions: Positions = Arc::default();
+    let (assigned_tx, assigned) = watch::channel(false);
     let context = ProcessorContext {
+        assigned: assigned_tx,
         store: deps.store.clone(),
         runtime: deps.runtime.clone(),
         cluster_id: cluster_id.clone(),
@@ -183,10 +198,14 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
             let mut lp = Loop { config, deps, producer, applier, positions, shutdown, last_lag: Instant::now() };
             lp.run(&consumer);
             lp.close(&consumer);
+            // Leave the group and flush before reporting stopped, so whoever waits can
+            // take the broker down next.
+            drop(lp);
+            drop(consumer);
             let _ = tx.send(Ok(()));
         })
         .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))?;
-    Ok(ProcessorHandle { done })
+    Ok(ProcessorHandle { done, assigned })
 }
 
 struct Loop {

@@ -1,0 +1,245 @@
+//! Configuration: built-in defaults, then a TOML file, then `BILLSTREAM__SECTION__KEY`
+//! environment variables, then command-line flags. Every key is documented here; unknown
+//! keys are refused with their name.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded store (`<data_dir>/hot`) and, later, the archive live.
+    pub data_dir: PathBuf,
+    /// Kafka settings.
+    pub kafka: KafkaConfig,
+    /// HTTP gateway settings.
+    pub http: HttpConfig,
+    /// Processor settings.
+    pub processor: ProcessorSection,
+    /// Embedded store settings.
+    pub store: StoreConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            kafka: KafkaConfig::default(),
+            http: HttpConfig::default(),
+            processor: ProcessorSection::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers of an external cluster; empty starts the embedded broker
+    /// (librdkafka's in-process mock cluster, memory only).
+    pub brokers: String,
+    /// Partitions of `billing.commands` (and of the other topics) when billstream creates them.
+    pub partitions: i32,
+    /// Replication factor of topics billstream creates on an external cluster.
+    pub replication_factor: i32,
+    /// Consumer group of the processors.
+    pub group_id: String,
+    /// URL of a Confluent-compatible schema registry; empty uses the embedded catalog.
+    pub schema_registry_url: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            partitions: 12,
+            replication_factor: 1,
+            group_id: "billing-processors".into(),
+            schema_registry_url: String::new(),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address of the gateway; port 0 picks a free port.
+    pub listen: String,
+    /// Largest request body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Most commands in one batch request.
+    pub max_batch_commands: usize,
+    /// Longest `?wait=applied` waits, e.g. "30s".
+    #[serde(deserialize_with = "duration")]
+    pub wait_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let g = billstream_ingest::GatewayConfig::default();
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: g.max_body_bytes,
+            max_batch_commands: g.max_batch_commands,
+            wait_timeout: g.wait_timeout,
+        }
+    }
+}
+
+/// `[processor]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorSection {
+    /// Most messages per batch (one store commit, one fsync).
+    pub max_batch: usize,
+    /// How long a batch keeps filling after its first message, e.g. "5ms".
+    #[serde(deserialize_with = "duration")]
+    pub linger: Duration,
+}
+
+impl Default for ProcessorSection {
+    fn default() -> Self {
+        ProcessorSection { max_batch: 5000, linger: Duration::from_millis(5) }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// fsync each batch commit. Turning it off risks losing the last batches on power loss
+    /// (not on a process crash).
+    pub sync_commits: bool,
+    /// Block cache in MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { sync_commits: true, cache_mb: 64 }
+    }
+}
+
+/// Parses "250ms", "5s", "2m", "1h".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("expected a duration like \"30s\" or \"250ms\", got {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("expected a unit of ms, s, m or h in {s:?}")),
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+const ENV_PREFIX: &str = "BILLSTREAM__";
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut value = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, raw) in std::env::vars() {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            set_path(&mut value, &keys, env_value(&raw)).with_context(|| format!("environment variable {name}"))?;
+        }
+        let config: Config = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.kafka.partitions < 1 {
+            bail!("kafka.partitions must be at least 1, got {}", self.kafka.partitions);
+        }
+        if self.processor.max_batch == 0 {
+            bail!("processor.max_batch must be at least 1");
+        }
+        if self.http.max_batch_commands == 0 {
+            bail!("http.max_batch_commands must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Directory of the embedded hot store.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("hot")
+    }
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(raw.to_string())
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], v: toml::Value) -> Result<()> {
+    match keys {
+        [] => bail!("empty key"),
+        [last] => {
+            table.insert(last.clone(), v);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, v),
+                _ => bail!("{first} is not a section"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2 weeks").is_err());
+    }
+
+    #[test]
+    fn file_then_env_and_unknown_keys_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "data_dir = \"/x\"\n[processor]\nlinger = \"7ms\"\n").expect("write");
+        let c = Config::load(Some(&path)).expect("loads");
+        assert_eq!((c.data_dir, c.processor.linger), (PathBuf::from("/x"), Duration::from_millis(7)));
+        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").expect("write");
+        let e = Config::load(Some(&path)).expect_err("unknown key");
+        assert!(format!("{e:#}").contains("brokerz"), "{e:#}");
+        let mut t = toml::Table::new();
+        set_path(&mut t, &["kafka".into(), "partitions".into()], env_value("3")).expect("set");
+        let c: Config = toml::Value::Table(t).try_into().expect("valid");
+        assert_eq!(c.kafka.partitions, 3);
+    }
+}
