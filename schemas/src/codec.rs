@@ -300,7 +300,8 @@ fn decimal_from_bytes(bytes: &[u8], scale: u32) -> Option<Decimal> {
     let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
     let mut buf = [fill; 16];
     buf[16 - bytes.len()..].copy_from_slice(bytes);
-    Decimal::try_from_i128_with_scale(i128::from_be_bytes(buf), scale).ok()
+    // The wire's fixed scale is an encoding detail: hand out the canonical value.
+    Decimal::try_from_i128_with_scale(i128::from_be_bytes(buf), scale).ok().map(|d| d.normalize())
 }
 
 fn unwrap_union(v: Value) -> Value {

@@ -53,9 +53,12 @@ impl Currency {
             .unwrap_or(2)
     }
 
-    /// Rounds to this currency's minor units, half away from zero.
+    /// Rounds to this currency's minor units, half away from zero, and shows exactly that
+    /// many decimal places ("21.20", "1000", "1.500").
     pub fn round(&self, amount: Decimal) -> Decimal {
-        amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointAwayFromZero)
+        let mut r = amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointAwayFromZero);
+        r.rescale(self.minor_units());
+        r
     }
 
     /// Whether `amount` is already expressed in whole minor units (no sub-cent digits).

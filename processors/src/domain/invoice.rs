@@ -331,12 +331,13 @@ fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Invoi
     }
     let mut next = inv.clone();
     let payment_id = ids::payment_id(&cmd.command_id);
-    next.amount_paid += p.amount;
+    let amount = inv.currency.round(p.amount);
+    next.amount_paid += amount;
     next.updated_at_ms = cmd.issued_at_ms;
     next.payments.push(Payment {
         payment_id: payment_id.clone(),
         command_id: cmd.command_id.clone(),
-        amount: p.amount,
+        amount,
         method: p.method.clone(),
         external_reference: p.external_reference.clone(),
         received_on: p.received_on,
@@ -344,7 +345,7 @@ fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Invoi
     let mut events = vec![Event::PaymentApplied {
         invoice_id: next.invoice_id.clone(),
         payment_id,
-        amount: p.amount,
+        amount,
         currency: p.currency,
         amount_paid: next.amount_paid,
         balance_due: next.balance_due(),
