@@ -73,12 +73,25 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// Creates billstream's topics on an external cluster when they do not exist yet.
+/// Creates billstream's topics on an external cluster when they do not exist yet (existing
+/// topics are left as they are, so a cluster where billstream may not create topics works
+/// once an operator created them).
 pub async fn ensure_topics(brokers: &str, partitions: i32, replication: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().context("creating Kafka admin client")?;
-    let new: Vec<NewTopic<'_>> =
-        TOPICS.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication))).collect();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .with_context(|| format!("reading topic metadata from {brokers}"))?;
+    let existing: Vec<&str> = metadata.topics().iter().filter(|t| !t.partitions().is_empty()).map(|t| t.name()).collect();
+    let new: Vec<NewTopic<'_>> = TOPICS
+        .iter()
+        .filter(|t| !existing.contains(t))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
     let results = admin
         .create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
         .await

@@ -50,6 +50,10 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// URL of a Confluent-compatible schema registry; empty uses the embedded catalog.
     pub schema_registry_url: String,
+    /// How long the consumer group waits for a silent processor (crashed, partitioned)
+    /// before reassigning its partitions, e.g. "10s" (the broker's minimum is usually 6s).
+    #[serde(deserialize_with = "duration")]
+    pub session_timeout: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -60,6 +64,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             group_id: "billing-processors".into(),
             schema_registry_url: String::new(),
+            session_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -211,6 +211,9 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> Result<DemoReport> {
     config.data_dir = dir;
     config.http.listen = "127.0.0.1:0".into();
     let pipeline = Pipeline::start(&config).await?;
+    if !pipeline.wait_ready(Duration::from_secs(60)).await {
+        bail!("the processor got no partitions of {} within 60 s", topics::COMMANDS);
+    }
     println!("pipeline up: http://{} kafka {} store {}", pipeline.http_addr, pipeline.bootstrap, config.store_dir().display());
     let result = drive(&pipeline, &opts).await;
     pipeline.shutdown().await?;

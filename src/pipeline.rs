@@ -75,6 +75,7 @@ impl Pipeline {
         pc.group_id = config.kafka.group_id.clone();
         pc.max_batch = config.processor.max_batch;
         pc.linger = config.processor.linger;
+        pc.session_timeout = config.kafka.session_timeout;
         let deps = ProcessorDeps {
             store: store.clone(),
             catalog: catalog.clone(),
@@ -85,9 +86,6 @@ impl Pipeline {
         let processor = tokio::task::spawn_blocking(move || consumer::spawn(pc, deps, shutdown_rx))
             .await
             .context("starting the processor")??;
-        if !processor.wait_assigned(std::time::Duration::from_secs(60)).await {
-            anyhow::bail!("the processor got no partitions of {} within 60 s", topics::COMMANDS);
-        }
 
         let gateway = Arc::new(Gateway {
             store: store.clone(),
@@ -113,6 +111,13 @@ impl Pipeline {
             let _ = rx.wait_for(|stop| *stop).await;
         }));
         Ok(Pipeline { http_addr, bootstrap, store, catalog, registry, processor_metrics, shutdown, server, processor, broker })
+    }
+
+    /// Waits until the consumer group gave the processor its partitions (a new group waits
+    /// out the broker's initial rebalance delay; a restarted one, the session timeout of
+    /// the member it replaces). False on timeout.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        self.processor.wait_assigned(timeout).await
     }
 
     /// Graceful stop: the gateway stops accepting and finishes in-flight requests, the

@@ -51,6 +51,7 @@ fn fields(v: Vec<(&str, Avro)>) -> Avro {
 async fn avro_from_kafka_is_processed_and_poison_goes_to_the_dlq() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Pipeline::start(&config(dir.path())).await.expect("pipeline starts");
+    assert!(p.wait_ready(Duration::from_secs(60)).await, "partitions assigned");
     let (t, key) = tenant(&p, "direct", 1).await;
     let schema = Schema::parse_str(SCHEMA).expect("schema");
     let create = fields(vec![

@@ -21,6 +21,7 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
     let mut cfg = config(dir.path());
     cfg.http.max_body_bytes = 64 * 1024;
     let p = Pipeline::start(&cfg).await.expect("pipeline starts");
+    assert!(p.wait_ready(Duration::from_secs(60)).await, "partitions assigned");
     let (a_id, a_key) = tenant(&p, "A", 1).await;
     let (_b_id, b_key) = tenant(&p, "B", 4).await;
     let a = Api::new(&p, &a_key);

@@ -8,7 +8,7 @@ use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Message, OwnedMessage};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,39 @@ pub fn consume(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> 
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// Reads every message of `topic` up to its current end (the high watermarks when called).
+pub fn consume_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = std::collections::HashMap::new();
+    for p in md.topics()[0].partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+        if high > low {
+            remaining.insert(p.id(), high);
+        }
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !remaining.is_empty() {
+        assert!(Instant::now() < deadline, "{topic} not read to its end within {timeout:?}");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            if remaining.get(&m.partition()).is_some_and(|&high| m.offset() + 1 >= high) {
+                remaining.remove(&m.partition());
+            }
             out.push(m.detach());
         }
     }

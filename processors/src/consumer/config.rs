@@ -19,6 +19,9 @@ pub struct ProcessorConfig {
     pub max_batch: usize,
     /// How long to keep filling a batch after its first message.
     pub linger: Duration,
+    /// How long the group waits for a silent member (a crashed processor) before giving
+    /// its partitions to the others.
+    pub session_timeout: Duration,
     /// Extra librdkafka settings for both consumer and producer (e.g. security).
     pub kafka_overrides: Vec<(String, String)>,
 }
@@ -34,6 +37,7 @@ impl ProcessorConfig {
             dlq_topic: billstream_schemas::topics::DLQ.into(),
             max_batch: 5000,
             linger: Duration::from_millis(5),
+            session_timeout: Duration::from_secs(10),
             kafka_overrides: Vec::new(),
         }
     }

@@ -177,6 +177,7 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("fetch.wait.max.ms", "5")
         .set("queued.min.messages", "200000")
         .create_with_context(context)?;
