@@ -133,11 +133,11 @@ async fn wait_for(gw: &Gateway, tenant_id: &str, ids: &[String]) -> Result<Vec<O
     let deadline = Instant::now() + gw.config.wait_timeout;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let rx = gw.hub.as_ref().map(|h| h.subscribe(id));
+        let mut rx = gw.hub.as_ref().map(|h| h.subscribe(id));
         let mut status = gw.store.get_command(tenant_id, id).await?;
         if status.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx {
+            match rx.take() {
                 Some(rx) => {
                     let _ = tokio::time::timeout(left, rx).await;
                     status = gw.store.get_command(tenant_id, id).await?;
@@ -150,10 +150,10 @@ async fn wait_for(gw: &Gateway, tenant_id: &str, ids: &[String]) -> Result<Vec<O
                 }
             }
         }
-        if status.is_none() {
-            if let Some(h) = &gw.hub {
-                h.unsubscribe(id);
-            }
+        // Drop our interest whichever way it ended, or the hub would keep it forever.
+        drop(rx);
+        if let Some(h) = &gw.hub {
+            h.unsubscribe(id);
         }
         out.push(status);
     }

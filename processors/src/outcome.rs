@@ -57,3 +57,21 @@ impl OutcomeHub {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_waiters_and_forgets_them() {
+        let hub = OutcomeHub::new();
+        let a = hub.subscribe("c1");
+        let b = hub.subscribe("c1");
+        let other = hub.subscribe("c2");
+        hub.resolved(["c1", "c9"]);
+        assert!(a.await.is_ok() && b.await.is_ok());
+        drop(other);
+        hub.unsubscribe("c2");
+        assert!(hub.lock().is_empty(), "nothing left behind");
+    }
+}

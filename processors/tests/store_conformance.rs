@@ -18,7 +18,7 @@ async fn fjall_keeps_state_across_reopen_and_refuses_a_second_owner() {
         let store = FjallStore::open(&config).expect("open");
         use billstream_processors::HotStore;
         use billstream_processors::store::Mutation;
-        store.apply(vec![Mutation::PutInvoice { invoice: inv.clone(), bucket: 0, previous_status: None }]).await.expect("write");
+        store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 0, previous_status: None }]).await.expect("write");
         let second = FjallStore::open(&config).expect_err("locked");
         assert!(second.to_string().contains("in use"), "{second}");
     }

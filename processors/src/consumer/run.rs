@@ -184,6 +184,7 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     let producer: FutureProducer = client_config(&config)
         .set("acks", "all")
         .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
@@ -354,7 +355,7 @@ impl Loop {
         let commit_started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.deps.runtime.block_on(self.deps.store.apply(mutations.clone())) {
+            match self.deps.runtime.block_on(self.deps.store.apply(&mutations)) {
                 Ok(()) => break,
                 Err(e) => {
                     error!(error = %e, "store commit failed; retrying");

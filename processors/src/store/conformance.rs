@@ -55,14 +55,14 @@ async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
     let t = unique("conf-inv");
     assert_eq!(store.get_invoice(&t, "nope").await.expect("read"), None, "absent invoice reads as None");
     let inv = sample_invoice(&t, "i-1", 2024);
-    store.apply(vec![Mutation::PutInvoice { invoice: inv.clone(), bucket: 3, previous_status: None }]).await.expect("write");
+    store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 3, previous_status: None }]).await.expect("write");
     assert_eq!(store.get_invoice(&t, "i-1").await.expect("read"), Some(inv.clone()));
     assert_eq!(store.get_invoice("other-tenant", "i-1").await.expect("read"), None, "tenants are isolated");
 
     let mut open = inv.clone();
     open.status = InvoiceStatus::Open;
     store
-        .apply(vec![Mutation::PutInvoice { invoice: open.clone(), bucket: 3, previous_status: Some(InvoiceStatus::Draft) }])
+        .apply(&[Mutation::PutInvoice { invoice: open.clone(), bucket: 3, previous_status: Some(InvoiceStatus::Draft) }])
         .await
         .expect("write");
     let drafts = store.list_invoices(&t, Some(InvoiceStatus::Draft), None, 10).await.expect("list");
@@ -78,7 +78,7 @@ async fn listing_pages_through_everything_once(store: &dyn HotStore) {
         let inv = sample_invoice(&t, &format!("i-{i:02}"), 2020 + (i % 3));
         batch.push(Mutation::PutInvoice { invoice: inv, bucket: (i % 2) as u32, previous_status: None });
     }
-    store.apply(batch).await.expect("write");
+    store.apply(&batch).await.expect("write");
     for status in [None, Some(InvoiceStatus::Draft)] {
         let mut seen = Vec::new();
         let mut token = None;
@@ -114,7 +114,7 @@ async fn batches_are_atomic_with_offsets(store: &dyn HotStore) {
         offset: 41,
     };
     store
-        .apply(vec![
+        .apply(&[
             Mutation::PutCommand { tenant_id: t.clone(), command_id: "c1".into(), status: status.clone() },
             Mutation::SetOffset { cluster_id: cluster.clone(), topic: "billing.commands".into(), partition: 2, next_offset: 42 },
             Mutation::SetOffset { cluster_id: cluster.clone(), topic: "billing.commands".into(), partition: 0, next_offset: 7 },
@@ -165,7 +165,7 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
         detail: String::new(),
     };
     store
-        .apply(vec![
+        .apply(&[
             Mutation::PutTotals(k0.clone(), tot.clone()),
             Mutation::PutTotals(k1.clone(), Totals::default()),
             Mutation::PutMonthPaid(m.clone(), d("99.99")),
@@ -185,7 +185,7 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
     let before: Vec<_> = store.open_items_due_before(&t, due(300)).await.expect("read").into_iter().map(|i| i.invoice_id).collect();
     assert_eq!(before, ["a", "b"], "strictly before, oldest first");
     store
-        .apply(vec![Mutation::RemoveOpenItem { tenant_id: t.clone(), due_date: due(100), invoice_id: "a".into() }])
+        .apply(&[Mutation::RemoveOpenItem { tenant_id: t.clone(), due_date: due(100), invoice_id: "a".into() }])
         .await
         .expect("write");
     assert_eq!(store.open_items_due_before(&t, due(1000)).await.expect("read").len(), 2);

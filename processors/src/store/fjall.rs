@@ -148,7 +148,7 @@ impl FjallStore {
 
 #[async_trait::async_trait]
 impl HotStore for FjallStore {
-    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+    async fn apply(&self, batch: &[Mutation]) -> Result<(), StoreError> {
         let mut b = self.db.batch();
         if self.sync_commits {
             b = b.durability(Some(PersistMode::SyncData));
@@ -156,7 +156,8 @@ impl HotStore for FjallStore {
         for m in batch {
             match m {
                 Mutation::PutInvoice { invoice, bucket, previous_status } => {
-                    let (t, id, year) = (&invoice.tenant_id, &invoice.invoice_id, invoice.year());
+                    let (t, id, year, bucket, previous_status) =
+                        (&invoice.tenant_id, &invoice.invoice_id, invoice.year(), *bucket, *previous_status);
                     if let Some(prev) = previous_status.filter(|p| *p != invoice.status) {
                         b.remove(&self.by_status, status_key(t, prev, year, bucket, id));
                     }
@@ -166,25 +167,25 @@ impl HotStore for FjallStore {
                     if previous_status.is_none() {
                         b.insert(&self.locator, Key::new().s(t).s(id).done(), encode(&Location { year, bucket }));
                     }
-                    b.insert(&self.invoices, invoice_key(t, year, bucket, id), encode(&invoice));
+                    b.insert(&self.invoices, invoice_key(t, year, bucket, id), encode(invoice));
                 }
                 Mutation::PutOpenItem(item) => {
-                    b.insert(&self.open_by_due, open_key(&item.tenant_id, item.due_date, &item.invoice_id), encode(&item));
+                    b.insert(&self.open_by_due, open_key(&item.tenant_id, item.due_date, &item.invoice_id), encode(item));
                 }
                 Mutation::RemoveOpenItem { tenant_id, due_date, invoice_id } => {
-                    b.remove(&self.open_by_due, open_key(&tenant_id, due_date, &invoice_id));
+                    b.remove(&self.open_by_due, open_key(tenant_id, *due_date, invoice_id));
                 }
-                Mutation::PutTotals(k, v) => b.insert(&self.totals, totals_key(&k), encode(&v)),
-                Mutation::PutMonthPaid(k, v) => b.insert(&self.month_paid, month_key(&k), encode(&v)),
+                Mutation::PutTotals(k, v) => b.insert(&self.totals, totals_key(k), encode(v)),
+                Mutation::PutMonthPaid(k, v) => b.insert(&self.month_paid, month_key(k), encode(v)),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
-                    b.insert(&self.commands, Key::new().s(&tenant_id).s(&command_id).done(), encode(&status));
+                    b.insert(&self.commands, Key::new().s(tenant_id).s(command_id).done(), encode(status));
                 }
                 Mutation::Audit(e) => {
                     let key = Key::new().s(&e.tenant_id).i32(e.day.days()).s(&e.command_id).u32(e.seq).done();
-                    b.insert(&self.audit, key, encode(&e));
+                    b.insert(&self.audit, key, encode(e));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
-                    let key = Key::new().s(&cluster_id).s(&topic).i32(partition).done();
+                    let key = Key::new().s(cluster_id).s(topic).i32(*partition).done();
                     b.insert(&self.offsets, key, next_offset.to_be_bytes());
                 }
             }

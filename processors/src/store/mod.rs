@@ -204,7 +204,7 @@ pub struct InvoicePage {
 #[async_trait::async_trait]
 pub trait HotStore: Send + Sync + std::fmt::Debug {
     /// Applies all mutations atomically (all or none visible, durable when it returns).
-    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
+    async fn apply(&self, batch: &[Mutation]) -> Result<(), StoreError>;
 
     /// One invoice by id.
     async fn get_invoice(&self, tenant_id: &str, invoice_id: &str) -> Result<Option<Invoice>, StoreError>;
