@@ -30,6 +30,13 @@ impl EmbeddedBroker {
     /// Starts a mock cluster of `brokers` brokers with billstream's topics of `partitions`
     /// partitions each.
     pub fn start(brokers: i32, partitions: i32) -> Result<Self> {
+        Self::start_with_topics(brokers, partitions, &[])
+    }
+
+    /// As [`Self::start`], with more topics of the same shape (the load harness's scratch
+    /// topic, say).
+    pub fn start_with_topics(brokers: i32, partitions: i32, extra: &[&str]) -> Result<Self> {
+        let topics: Vec<String> = TOPICS.iter().chain(extra).map(|t| t.to_string()).collect();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         // The mock cluster is not Send: it lives and dies on a thread of its own.
@@ -41,7 +48,7 @@ impl EmbeddedBroker {
                     return;
                 }
             };
-            for t in TOPICS {
+            for t in &topics {
                 if let Err(e) = cluster.create_topic(t, partitions, brokers.min(3)) {
                     let _ = ready_tx.send(Err(format!("creating {t}: {e}")));
                     return;

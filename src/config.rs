@@ -82,6 +82,10 @@ pub struct HttpConfig {
     /// Longest `?wait=applied` waits, e.g. "30s".
     #[serde(deserialize_with = "duration")]
     pub wait_timeout: Duration,
+    /// Answer 503 `backlog_full` while the processors are this many bytes behind what the
+    /// gateway produced. Unset: 4 MiB with the embedded broker (it keeps only 5 MiB per
+    /// partition), no limit with an external cluster. 0: never.
+    pub max_backlog_bytes: Option<u64>,
 }
 
 impl Default for HttpConfig {
@@ -92,6 +96,7 @@ impl Default for HttpConfig {
             max_body_bytes: g.max_body_bytes,
             max_batch_commands: g.max_batch_commands,
             wait_timeout: g.wait_timeout,
+            max_backlog_bytes: None,
         }
     }
 }

@@ -155,13 +155,21 @@ impl Driver {
                     .header("x-api-key", &self.tenants[t].key)
                     .json(&json!({"commands": body}));
                 requests.push(async move {
-                    let resp = req.send().await.context("batch request")?;
-                    let status = resp.status();
-                    let v: Value = resp.json().await.context("batch response")?;
-                    if !status.is_success() {
-                        bail!("batch request failed with {status}: {v}");
+                    loop {
+                        let req = req.try_clone().ok_or_else(|| anyhow!("request not clonable"))?;
+                        let resp = req.send().await.context("batch request")?;
+                        let status = resp.status();
+                        let v: Value = resp.json().await.context("batch response")?;
+                        // The processors are behind: nothing was produced, send it again.
+                        if status.as_u16() == 503 && v["code"] == "backlog_full" {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        if !status.is_success() {
+                            bail!("batch request failed with {status}: {v}");
+                        }
+                        return Ok::<_, anyhow::Error>((idx, v));
                     }
-                    Ok::<_, anyhow::Error>((idx, v))
                 });
             }
         }

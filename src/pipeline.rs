@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use billstream_ingest::auth::KeyCache;
 use billstream_ingest::metrics::GatewayMetrics;
 use billstream_ingest::producer::CommandProducer;
+use billstream_ingest::server::Backlog;
 use billstream_ingest::{Gateway, GatewayConfig};
 use billstream_processors::consumer::{self, ProcessorConfig, ProcessorDeps, ProcessorHandle};
 use billstream_processors::metrics::ProcessorMetrics;
@@ -27,6 +28,18 @@ pub fn open_store(config: &Config) -> Result<Arc<FjallStore>> {
     fc.sync_commits = config.store.sync_commits;
     fc.cache_bytes = config.store.cache_mb << 20;
     Ok(Arc::new(FjallStore::open(&fc)?))
+}
+
+/// Bytes the processors may fall behind before the gateway answers 503: as configured, or
+/// for the embedded broker (which keeps 5 MiB per partition and drops older messages) 4 MiB,
+/// so that not even a backlog all on one partition can be dropped.
+fn backlog_limit(config: &Config) -> Option<u64> {
+    match config.http.max_backlog_bytes {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None if config.kafka.brokers.is_empty() => Some(4 << 20),
+        None => None,
+    }
 }
 
 /// A running pipeline.
@@ -101,6 +114,10 @@ impl Pipeline {
             metrics: GatewayMetrics::new(&registry)?,
             registry: registry.clone(),
             keys: KeyCache::default(),
+            backlog: backlog_limit(config).map(|max_bytes| {
+                let consumed = processor_metrics.consumed_bytes.clone();
+                Backlog { produced: Default::default(), consumed: Box::new(move || consumed.get()), max_bytes }
+            }),
         });
         let listener = tokio::net::TcpListener::bind(&config.http.listen)
             .await

@@ -110,6 +110,29 @@ fn prepare(gw: &Gateway, t: &Tenant, mut v: Valid, corr: &str, issued_at_ms: i64
     Ok(Prepared { command_id, invoice_id, out: OutgoingCommand { key, payload, correlation_id: Some(corr.to_string()) } })
 }
 
+/// Refuses a write of `bytes` while the processors are too far behind.
+fn admit(gw: &Gateway, bytes: u64) -> Result<(), ApiError> {
+    match &gw.backlog {
+        // A request alone larger than the limit still goes through when nothing is behind.
+        Some(b) if b.behind() > 0 && b.behind() + bytes > b.max_bytes => Err(ApiError::new(
+            503,
+            "backlog_full",
+            format!(
+                "the processors are {} bytes behind (limit {}); retry in a moment",
+                b.behind(),
+                b.max_bytes
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn record_produced(gw: &Gateway, bytes: u64) {
+    if let Some(b) = &gw.backlog {
+        b.produced.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn status_json(command_id: &str, status: Option<&CommandStatus>) -> Value {
     match status {
         None => json!({"command_id": command_id, "status": "pending"}),
@@ -165,10 +188,12 @@ async fn submit(gw: &Gateway, headers: &HeaderMap, params: &WriteParams, t: &Ten
     let corr = correlation(headers)?;
     let v = v.inspect_err(|_| gw.metrics.commands.with_label_values(&["invalid"]).inc())?;
     let p = prepare(gw, t, v, &corr, now_ms(), "")?;
+    admit(gw, p.out.payload.len() as u64)?;
     let sent = gw.producer.send_all(std::slice::from_ref(&p.out)).await;
     if let Some(Err(e)) = sent.into_iter().next() {
         return Err(ApiError::unavailable(format!("the broker did not acknowledge the command: {e}")));
     }
+    record_produced(gw, p.out.payload.len() as u64);
     gw.metrics.commands.with_label_values(&["accepted"]).inc();
     let (status, body) = if wait {
         let st = wait_for(gw, &t.tenant_id, std::slice::from_ref(&p.command_id)).await?;
@@ -259,7 +284,10 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
         }
     }
     let outgoing: Vec<OutgoingCommand> = prepared.iter().map(|(_, p)| p.out.clone()).collect();
+    let bytes: u64 = outgoing.iter().map(|o| o.payload.len() as u64).sum();
+    admit(&gw, bytes)?;
     let sent = gw.producer.send_all(&outgoing).await;
+    record_produced(&gw, bytes);
     let mut accepted_ids = Vec::new();
     let mut accepted_at = Vec::new();
     for ((i, p), r) in prepared.iter().zip(sent) {

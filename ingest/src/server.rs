@@ -37,6 +37,27 @@ pub struct Gateway {
     pub registry: Registry,
     /// API key → tenant.
     pub keys: KeyCache,
+    /// Refuse writes while the processors are this far behind (see [`Backlog`]).
+    pub backlog: Option<Backlog>,
+}
+
+/// Backpressure for a broker that cannot hold a long backlog (the embedded one keeps 5 MiB
+/// per partition and drops older messages): the gateway answers 503 `backlog_full` rather
+/// than accept a command the broker may drop before the processors read it.
+pub struct Backlog {
+    /// Value bytes the gateway has had acknowledged.
+    pub produced: std::sync::atomic::AtomicU64,
+    /// Value bytes the processors have read so far.
+    pub consumed: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Most bytes allowed in between.
+    pub max_bytes: u64,
+}
+
+impl Backlog {
+    /// Bytes produced and not yet read.
+    pub fn behind(&self) -> u64 {
+        self.produced.load(std::sync::atomic::Ordering::Relaxed).saturating_sub((self.consumed)())
+    }
 }
 
 /// The full router: `/v1`, health, metrics, OpenAPI.

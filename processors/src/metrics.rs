@@ -22,6 +22,9 @@ pub struct ProcessorMetrics {
     pub dlq: IntCounterVec,
     /// `billstream_processor_consumer_lag{partition}`: high watermark − next offset.
     pub lag: IntGaugeVec,
+    /// `billstream_processor_consumed_bytes_total`: value bytes of every consumed message,
+    /// replays included (the gateway compares it with what it produced).
+    pub consumed_bytes: IntCounter,
 }
 
 fn buckets(start: f64, factor: f64, n: usize) -> Vec<f64> {
@@ -63,6 +66,10 @@ impl ProcessorMetrics {
                 Opts::new("billstream_processor_consumer_lag", "Messages not yet processed, per partition"),
                 &["partition"],
             )?,
+            consumed_bytes: IntCounter::new(
+                "billstream_processor_consumed_bytes_total",
+                "Value bytes of consumed command messages",
+            )?,
         };
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.batches.clone()))?;
@@ -72,6 +79,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(m.ingest_to_applied.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
+        registry.register(Box::new(m.consumed_bytes.clone()))?;
         Ok(m)
     }
 

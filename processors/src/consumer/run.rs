@@ -265,6 +265,8 @@ impl Loop {
                     .map(|m| RawMessage { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
                     .collect()
             };
+            let bytes: usize = batch.iter().map(|m| m.payload().map_or(0, <[u8]>::len)).sum();
+            self.deps.metrics.consumed_bytes.inc_by(bytes as u64);
             let replayed = (batch.len() - raw.len()) as u64;
             self.deps.metrics.messages.with_label_values(&["replayed"]).inc_by(replayed);
             if raw.is_empty() {

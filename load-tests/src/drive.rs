@@ -1,0 +1,291 @@
+//! Drivers: how commands reach the pipeline — HTTP batch requests, single-command HTTP
+//! requests, or Avro straight onto Kafka — at a target rate with bounded concurrency.
+
+use crate::observe::id_hash;
+use crate::target::{TenantKey, Target};
+use crate::workload::Workload;
+use anyhow::{Result, anyhow};
+use billstream_ingest::request::{self, BatchItem};
+use billstream_schemas::topics::{COMMANDS, partition_key};
+use billstream_schemas::{CommandEnvelope, Date, SchemaCatalog};
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How commands are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriverKind {
+    /// `POST /v1/commands:batch`.
+    HttpBatch,
+    /// One request per command on the single-command endpoints.
+    HttpSingle,
+    /// Avro commands produced straight to `billing.commands`.
+    Kafka,
+}
+
+/// What the drivers recorded.
+pub struct Sent {
+    /// Hashes of command ids the pipeline acknowledged.
+    pub accepted: HashSet<u64>,
+    /// Items acknowledged (retries count again).
+    pub accepted_items: u64,
+    /// Items the gateway refused (validation).
+    pub refused: u64,
+    /// Requests that failed outright (transport, 5xx).
+    pub failed: u64,
+    /// Requests answered 503 `backlog_full` and sent again.
+    pub throttled: u64,
+    /// Acknowledgement latency per command, microseconds.
+    pub ack_us: Histogram<u64>,
+    /// Some accepted invoices, for the query scenario.
+    pub invoices: Vec<(usize, String)>,
+}
+
+impl Sent {
+    /// Empty.
+    pub fn new() -> Result<Self> {
+        Ok(Sent { accepted: HashSet::new(), accepted_items: 0, refused: 0, failed: 0, throttled: 0, ack_us: Histogram::new_with_bounds(1, 600_000_000, 3)?, invoices: Vec::new() })
+    }
+}
+
+/// A driver bound to a target.
+pub struct Driver {
+    kind: DriverKind,
+    client: reqwest::Client,
+    base: String,
+    tenants: Vec<TenantKey>,
+    producer: Option<FutureProducer>,
+    catalog: Arc<SchemaCatalog>,
+    /// Shared results.
+    pub sent: Arc<Mutex<Sent>>,
+}
+
+impl Driver {
+    /// A driver of `kind` for `target`.
+    pub fn new(kind: DriverKind, target: &Target) -> Result<Self> {
+        let producer = if kind == DriverKind::Kafka {
+            Some(
+                ClientConfig::new()
+                    .set("bootstrap.servers", &target.bootstrap)
+                    .set("acks", "all")
+                    .set("enable.idempotence", "true")
+                    .set("partitioner", "murmur2_random")
+                    .set("linger.ms", "2")
+                    .set("queue.buffering.max.messages", "1000000")
+                    .create()?,
+            )
+        } else {
+            None
+        };
+        Ok(Driver {
+            kind,
+            client: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+            base: target.base.clone(),
+            tenants: target.tenants.clone(),
+            producer,
+            catalog: Arc::new(SchemaCatalog::embedded()),
+            sent: Arc::new(Mutex::new(Sent::new()?)),
+        })
+    }
+
+    /// Sends about `rate` commands/s (0: as fast as `concurrency` allows) in groups of
+    /// `batch` until `duration` passed. Returns the number of items offered.
+    pub async fn run(&self, workload: &mut Workload, rate: f64, duration: Duration, batch: usize, concurrency: usize) -> u64 {
+        let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+        let start = Instant::now();
+        let mut offered = 0u64;
+        let mut tasks = Vec::new();
+        while start.elapsed() < duration {
+            let Ok(permit) = sem.clone().acquire_owned().await else { break };
+            let tenant = workload.pick_tenant() % self.tenants.len();
+            let items = workload.batch(tenant, batch);
+            offered += items.len() as u64;
+            let job = self.send(tenant, items);
+            tasks.push(tokio::spawn(async move {
+                job.await;
+                drop(permit);
+            }));
+            if tasks.len() > 4 * concurrency {
+                tasks.retain(|t| !t.is_finished());
+            }
+            if rate > 0.0 {
+                let due = start + Duration::from_secs_f64(offered as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        offered
+    }
+
+    fn send(&self, tenant: usize, items: Vec<Value>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (kind, client, base, sent) = (self.kind, self.client.clone(), self.base.clone(), self.sent.clone());
+        let key = self.tenants[tenant].clone();
+        let producer = self.producer.clone();
+        let catalog = self.catalog.clone();
+        async move {
+            let r = match kind {
+                DriverKind::HttpBatch => http_batch(&client, &base, &key, tenant, items, &sent).await,
+                DriverKind::HttpSingle => http_single(&client, &base, &key, tenant, items, &sent).await,
+                DriverKind::Kafka => match producer {
+                    Some(p) => kafka(&p, &catalog, &key, tenant, items, &sent).await,
+                    None => Err(anyhow!("no producer")),
+                },
+            };
+            if let Err(e) = r {
+                sent.lock().unwrap_or_else(|p| p.into_inner()).failed += 1;
+                eprintln!("  request failed: {e:#}");
+            }
+        }
+    }
+}
+
+fn record_accepted(s: &mut Sent, tenant: usize, command_id: &str, invoice_id: Option<&str>, is_create: bool, latency_us: u64) {
+    s.accepted.insert(id_hash(command_id.as_bytes()));
+    s.accepted_items += 1;
+    let _ = s.ack_us.record(latency_us.max(1));
+    if is_create && s.invoices.len() < 200_000 {
+        if let Some(i) = invoice_id {
+            s.invoices.push((tenant, i.to_string()));
+        }
+    }
+}
+
+async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
+    let creates: Vec<bool> = items.iter().map(|i| i["type"] == "create_invoice").collect();
+    let body = serde_json::to_vec(&serde_json::json!({"commands": items}))?;
+    let started = Instant::now();
+    let (status, body) = loop {
+        let resp = client
+            .post(format!("{base}/v1/commands:batch"))
+            .header("x-api-key", &key.api_key)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if status.as_u16() == 503 && body["code"] == "backlog_full" {
+            sent.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        break (status, body);
+    };
+    let us = started.elapsed().as_micros() as u64;
+    if !status.is_success() {
+        return Err(anyhow!("batch answered {status}: {body}"));
+    }
+    let results = body["results"].as_array().ok_or_else(|| anyhow!("no results in {body}"))?;
+    let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
+    for (r, is_create) in results.iter().zip(creates) {
+        match r["command_id"].as_str() {
+            Some(id) if r["status"] == "accepted" => record_accepted(&mut s, tenant, id, r["invoice_id"].as_str(), is_create, us),
+            _ => s.refused += 1,
+        }
+    }
+    Ok(())
+}
+
+async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
+    for mut item in items {
+        let kind = item["type"].as_str().unwrap_or_default().to_string();
+        let invoice = item["invoice_id"].as_str().unwrap_or_default().to_string();
+        let path = match kind.as_str() {
+            "create_invoice" => "/v1/invoices".to_string(),
+            "issue_invoice" => format!("/v1/invoices/{invoice}/issue"),
+            "record_payment" => format!("/v1/invoices/{invoice}/payments"),
+            "void_invoice" => format!("/v1/invoices/{invoice}/void"),
+            other => return Err(anyhow!("unknown command type {other}")),
+        };
+        if let Some(obj) = item.as_object_mut() {
+            obj.remove("type");
+            if kind != "create_invoice" {
+                obj.remove("invoice_id");
+            }
+        }
+        let started = Instant::now();
+        let (status, body) = loop {
+            let resp = client.post(format!("{base}{path}")).header("x-api-key", &key.api_key).json(&item).send().await?;
+            let status = resp.status();
+            let body: Value = resp.json().await?;
+            if status.as_u16() == 503 && body["code"] == "backlog_full" {
+                sent.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            break (status, body);
+        };
+        let us = started.elapsed().as_micros() as u64;
+        let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
+        match body["command_id"].as_str() {
+            Some(id) if status.as_u16() == 202 => record_accepted(&mut s, tenant, id, body["invoice_id"].as_str(), kind == "create_invoice", us),
+            _ if status.is_client_error() => s.refused += 1,
+            _ => return Err(anyhow!("{path} answered {status}: {body}")),
+        }
+    }
+    Ok(())
+}
+
+/// Turns batch items into framed Avro commands the way the gateway would; items the gateway
+/// would refuse come back as `None`.
+pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Value>) -> Vec<Option<(String, String, String, Vec<u8>)>> {
+    let today = Date::today_utc();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    items
+        .into_iter()
+        .map(|item| {
+            let bytes = serde_json::to_vec(&item).ok()?;
+            let parsed: BatchItem = request::parse(&bytes, "").ok()?;
+            let mut v = request::batch_item("", parsed, today).ok()?;
+            let command_id = request::assign_ids(tenant_id, &mut v);
+            let invoice_id = v.payload.invoice_id().to_string();
+            let envelope = CommandEnvelope {
+                command_id: command_id.clone(),
+                tenant_id: tenant_id.to_string(),
+                correlation_id: None,
+                issued_at_ms: now_ms,
+                idempotency_key: v.idempotency_key,
+                payload: v.payload,
+            };
+            let framed = catalog.encode_command(&envelope).ok()?;
+            Some((partition_key(tenant_id, 1, &invoice_id), command_id, invoice_id, framed))
+        })
+        .collect()
+}
+
+async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
+    let creates: Vec<bool> = items.iter().map(|i| i["type"] == "create_invoice").collect();
+    let encoded = encode_items(catalog, &key.tenant_id, items);
+    let started = Instant::now();
+    let mut futures = Vec::new();
+    let mut refused = 0;
+    for (e, is_create) in encoded.into_iter().zip(creates) {
+        match e {
+            Some((k, command_id, invoice_id, bytes)) => {
+                futures.push(async move {
+                    let r = producer.send(FutureRecord::to(COMMANDS).key(&k).payload(&bytes), Duration::from_secs(30)).await;
+                    (r, command_id, invoice_id, is_create)
+                });
+            }
+            None => refused += 1,
+        }
+    }
+    let results = futures::future::join_all(futures).await;
+    let us = started.elapsed().as_micros() as u64;
+    let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
+    s.refused += refused;
+    for (r, command_id, invoice_id, is_create) in results {
+        match r {
+            Ok(_) => record_accepted(&mut s, tenant, &command_id, Some(&invoice_id), is_create, us),
+            Err((e, _)) => return Err(anyhow!("produce failed: {e}")),
+        }
+    }
+    Ok(())
+}

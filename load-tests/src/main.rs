@@ -1,0 +1,158 @@
+//! `billstream-load <scenario> [flags]`: measure a billstream pipeline.
+
+use anyhow::Result;
+use billstream_load::drive::DriverKind;
+use billstream_load::scenario::{self, Options, Scenario};
+use billstream_load::workload::WorkloadConfig;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Drives a billstream pipeline with a seeded workload and reports throughput, latency,
+/// CPU and memory. Starts `billstream up` itself on the embedded store (against a broker it
+/// owns) unless --url and --brokers name a running one. Exits 1 when any accepted command
+/// was never applied.
+#[derive(Parser, Debug)]
+#[command(name = "billstream-load", version)]
+struct Cli {
+    /// steady: a rate for a duration; max: ramp until latency or backlog diverges; query:
+    /// point lookups under write load; raw: the broker's ceiling with no processing.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// How commands are sent.
+    #[arg(long, value_enum, default_value = "http-batch")]
+    driver: DriverKind,
+    /// Target commands/s (0: as fast as the concurrency allows). For query: the write rate.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// How long to drive, e.g. 30s.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Commands per batch request (whole invoice lifecycles).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Tenants (sizes Zipf-skewed).
+    #[arg(long, default_value_t = 20)]
+    tenants: usize,
+    /// Zipf exponent of tenant sizes.
+    #[arg(long, default_value_t = 1.0)]
+    skew: f64,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Percent of invoices followed by an invalid command.
+    #[arg(long, default_value_t = 1)]
+    invalid_pct: u64,
+    /// Percent of payments retried with the same idempotency key.
+    #[arg(long, default_value_t = 5)]
+    retry_pct: u64,
+    /// Spread issue dates over this many past years (history mode).
+    #[arg(long, default_value_t = 0)]
+    history_years: u32,
+    /// Messages of the raw ceiling measured before the run (0: skip).
+    #[arg(long, default_value_t = 200_000)]
+    raw_messages: usize,
+    /// Longest wait for accepted commands to be applied after driving stops.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    settle_timeout: Duration,
+    /// The billstream binary to start (default: the one next to this binary).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Data directory of the started pipeline; cleared first.
+    #[arg(long, default_value = "./data/load")]
+    data_dir: PathBuf,
+    /// Partitions of the started pipeline's topics.
+    #[arg(long, default_value_t = 12)]
+    partitions: i32,
+    /// Environment for the started pipeline, KEY=VALUE (e.g. BILLSTREAM__PROCESSOR__MAX_BATCH=2000).
+    #[arg(long = "pipeline-env", value_parser = parse_env)]
+    pipeline_env: Vec<(String, String)>,
+    /// Gateway of a running pipeline (with --brokers and --tenant).
+    #[arg(long)]
+    url: Option<String>,
+    /// Kafka bootstrap servers of a running pipeline.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// TENANT_ID:API_KEY of a running pipeline's tenant (repeat).
+    #[arg(long = "tenant")]
+    tenant_keys: Vec<String>,
+    /// Topic where outcomes are observed.
+    #[arg(long, default_value = "billing.events")]
+    events_topic: String,
+    /// max: the first step's rate.
+    #[arg(long, default_value_t = 10_000.0)]
+    start_rate: f64,
+    /// max: length of each step.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    step: Duration,
+    /// max: a step fails when its p99 ingest→applied exceeds this.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    max_p99: Duration,
+    /// query: lookups in flight.
+    #[arg(long, default_value_t = 4)]
+    query_concurrency: usize,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    billstream::config::parse_duration(s)
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let run_id = format!("L{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let opts = Options {
+        scenario: cli.scenario,
+        driver: cli.driver,
+        rate: cli.rate,
+        duration: cli.duration,
+        batch: cli.batch,
+        concurrency: cli.concurrency,
+        workload: WorkloadConfig {
+            tenants: cli.tenants,
+            skew: cli.skew,
+            seed: cli.seed,
+            invalid_pct: cli.invalid_pct,
+            retry_pct: cli.retry_pct,
+            history_years: cli.history_years,
+            run_id,
+        },
+        raw_messages: cli.raw_messages,
+        settle_timeout: cli.settle_timeout,
+        binary: cli.binary,
+        data_dir: cli.data_dir,
+        partitions: cli.partitions,
+        pipeline_env: cli.pipeline_env,
+        url: cli.url,
+        brokers: cli.brokers,
+        tenants: cli.tenant_keys,
+        events_topic: cli.events_topic,
+        start_rate: cli.start_rate,
+        step: cli.step,
+        max_p99: cli.max_p99,
+        query_concurrency: cli.query_concurrency,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let report = runtime.block_on(scenario::run(opts))?;
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &cli.json {
+        std::fs::write(path, &json)?;
+    }
+    println!("{json}");
+    drop(runtime);
+    if report.lost > 0 {
+        eprintln!("LOST: {} accepted commands were never applied", report.lost);
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! The report: a table for people, a JSON document for machines.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Percentiles of one latency, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl Latency {
+    /// From a histogram in microseconds.
+    pub fn from_us(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| (v as f64 / 10.0).round() / 100.0;
+        Latency {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            count: h.len(),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// steady, max, query or raw.
+    pub scenario: String,
+    /// Commands acknowledged per second of driving.
+    pub accepted_per_s: f64,
+    /// Commands resolved (applied or rejected, seen on the events topic) per second, from
+    /// the first send to the last resolution.
+    pub applied_per_s: f64,
+    /// Same messages, produced and consumed through the same broker, no processing.
+    pub raw_consume_per_s: Option<f64>,
+    /// applied_per_s / raw_consume_per_s.
+    pub pipeline_over_raw: Option<f64>,
+    /// Accepted but never seen resolved.
+    pub lost: u64,
+    /// CPU seconds of the pipeline process per 1,000 accepted commands.
+    pub cpu_s_per_1k: Option<f64>,
+    /// Peak resident memory of the pipeline process, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Latencies.
+    pub latency_ms: Value,
+    /// For `max`: the highest rate sustained, commands/s.
+    pub max_sustained_per_s: Option<f64>,
+    /// Counts and settings behind the figures.
+    pub details: Value,
+}
+
+impl Report {
+    /// The JSON latency object.
+    pub fn latency(ack: &Histogram<u64>, applied: &Histogram<u64>, query: Option<&Histogram<u64>>) -> Value {
+        let mut v = json!({"ingest_ack": Latency::from_us(ack), "ingest_to_applied": Latency::from_us(applied)});
+        if let Some(q) = query {
+            v["query"] = json!(Latency::from_us(q));
+        }
+        v
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
+        let mut out = format!(
+            "scenario            {}\naccepted/s          {:.0}\napplied/s           {:.0}\nraw consume/s       {}\npipeline / raw      {}\nlost                {}\ncpu s / 1k          {}\npeak rss            {}\n",
+            self.scenario,
+            self.accepted_per_s,
+            self.applied_per_s,
+            opt(self.raw_consume_per_s, ""),
+            opt(self.pipeline_over_raw, ""),
+            self.lost,
+            opt(self.cpu_s_per_1k, " s"),
+            opt(self.peak_rss_mb, " MiB"),
+        );
+        if let Some(m) = self.max_sustained_per_s {
+            out.push_str(&format!("max sustained/s     {m:.0}\n"));
+        }
+        if let Some(obj) = self.latency_ms.as_object() {
+            out.push_str("latency ms          p50      p90      p99      p99.9    max\n");
+            for (name, l) in obj {
+                let f = |k: &str| l[k].as_f64().unwrap_or(0.0);
+                out.push_str(&format!(
+                    "  {name:<17} {:<8.2} {:<8.2} {:<8.2} {:<8.2} {:.2}\n",
+                    f("p50"), f("p90"), f("p99"), f("p999"), f("max")
+                ));
+            }
+        }
+        out
+    }
+}

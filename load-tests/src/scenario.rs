@@ -1,0 +1,414 @@
+//! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
+
+use crate::drive::{Driver, DriverKind, encode_items};
+use crate::observe::Watcher;
+use crate::report::Report;
+use crate::target::{self, RAW_TOPIC, Target};
+use crate::workload::{Workload, WorkloadConfig};
+use anyhow::{Result, bail};
+use billstream_schemas::SchemaCatalog;
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// A target rate for a duration.
+    Steady,
+    /// Ramp the rate until latency or backlog diverges; report the highest sustained rate.
+    Max,
+    /// Hot point lookups while writes run at the given rate.
+    Query,
+    /// Produce and consume the same messages through the broker with no processing.
+    Raw,
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which measurement.
+    pub scenario: Scenario,
+    /// How commands are sent.
+    pub driver: DriverKind,
+    /// Commands/s (0: as fast as possible).
+    pub rate: f64,
+    /// How long to drive.
+    pub duration: Duration,
+    /// Items per request (and per lifecycle group).
+    pub batch: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Workload shape.
+    pub workload: WorkloadConfig,
+    /// Messages of the raw measurement (0: skip it).
+    pub raw_messages: usize,
+    /// Longest wait for the last accepted commands to be resolved.
+    pub settle_timeout: Duration,
+    /// `billstream` binary to start.
+    pub binary: Option<PathBuf>,
+    /// Data directory of a started pipeline (cleared).
+    pub data_dir: PathBuf,
+    /// Partitions of a started pipeline's topics.
+    pub partitions: i32,
+    /// Extra environment for the started pipeline (BILLSTREAM__… overrides).
+    pub pipeline_env: Vec<(String, String)>,
+    /// Remote gateway URL (with `brokers` and `tenants`): drive that instead.
+    pub url: Option<String>,
+    /// Remote bootstrap servers.
+    pub brokers: Option<String>,
+    /// Remote tenants, `TENANT_ID:API_KEY`.
+    pub tenants: Vec<String>,
+    /// Topic where outcomes are observed.
+    pub events_topic: String,
+    /// `max`: first rate.
+    pub start_rate: f64,
+    /// `max`: length of each step.
+    pub step: Duration,
+    /// `max`: a step fails when its p99 ingest→applied exceeds this.
+    pub max_p99: Duration,
+    /// `query`: lookups in flight.
+    pub query_concurrency: usize,
+}
+
+fn progress(label: &str, started: Instant, driver: &Driver, watcher: &Watcher) {
+    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
+    let resolved = watcher.resolved();
+    eprintln!(
+        "  [{label} {:>5.1} s] accepted {} refused {} resolved {} backlog {}",
+        started.elapsed().as_secs_f64(),
+        s.accepted.len(),
+        s.refused,
+        resolved,
+        (s.accepted.len() as u64).saturating_sub(resolved)
+    );
+}
+
+/// Waits until every accepted command was seen resolved, or the timeout. Returns when the
+/// last one was seen.
+async fn settle(driver: &Driver, watcher: &Watcher, timeout: Duration, started: Instant) -> Instant {
+    let deadline = Instant::now() + timeout;
+    let mut last_count = watcher.resolved();
+    let mut last_change = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let missing = {
+            let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
+            watcher.missing(&s.accepted)
+        };
+        let now_count = watcher.resolved();
+        if now_count != last_count {
+            last_count = now_count;
+            last_change = Instant::now();
+        }
+        if missing == 0 || Instant::now() > deadline {
+            return last_change;
+        }
+        if last_print.elapsed() > Duration::from_secs(1) {
+            progress("settle", started, driver, watcher);
+            last_print = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Produces workload messages to the scratch topic while consuming them; the rate at which
+/// they come out is the ceiling the pipeline is compared with.
+fn raw(target: &Target, opts: &Options) -> Result<f64> {
+    let catalog = SchemaCatalog::embedded();
+    let mut w = Workload::new(WorkloadConfig { run_id: format!("{}-raw", opts.workload.run_id), ..opts.workload.clone() });
+    let mut messages = Vec::with_capacity(opts.raw_messages);
+    while messages.len() < opts.raw_messages {
+        let t = w.pick_tenant() % target.tenants.len();
+        let items = w.batch(t, opts.batch.max(1));
+        for (key, _, _, bytes) in encode_items(&catalog, &target.tenants[t].tenant_id, items).into_iter().flatten() {
+            messages.push((key, bytes));
+        }
+    }
+    messages.truncate(opts.raw_messages);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &target.bootstrap)
+        .set("group.id", "billstream-load-raw")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("queued.min.messages", "200000")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(RAW_TOPIC), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().first().map(|t| t.partitions()).unwrap_or_default() {
+        let (_, high) = consumer.fetch_watermarks(RAW_TOPIC, p.id(), Duration::from_secs(10))?;
+        tpl.add_partition_offset(RAW_TOPIC, p.id(), Offset::Offset(high))?;
+    }
+    if tpl.count() == 0 {
+        bail!("the raw topic {RAW_TOPIC} does not exist on {}", target.bootstrap);
+    }
+    // Consume while producing: the embedded broker keeps only 5 MiB per partition, so a
+    // topic filled first and read later would lose its head.
+    consumer.assign(&tpl)?;
+    let want = messages.len();
+    let reader = std::thread::spawn(move || {
+        let (mut got, mut bytes) = (0usize, 0usize);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while got < want && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                use rdkafka::message::Message;
+                bytes += m.payload().map_or(0, <[u8]>::len);
+                got += 1;
+            }
+        }
+        (got, bytes, Instant::now())
+    });
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &target.bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let started = Instant::now();
+    rt.block_on(async {
+        let sends = messages.iter().map(|(k, v)| producer.send(FutureRecord::to(RAW_TOPIC).key(k).payload(v), Duration::from_secs(60)));
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| anyhow::anyhow!("raw produce: {e}"))?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let (got, bytes, done) = reader.join().map_err(|_| anyhow::anyhow!("raw reader panicked"))?;
+    let secs = done.duration_since(started).as_secs_f64();
+    eprintln!("  raw: produced and consumed {got} messages ({} KiB) in {secs:.2} s", bytes / 1024);
+    if got < messages.len() {
+        bail!("raw: consumed only {got} of {} messages", messages.len());
+    }
+    Ok(got as f64 / secs)
+}
+
+async fn warm_up(target: &Target) -> Result<()> {
+    // One command applied proves the processor has its partitions.
+    let client = reqwest::Client::new();
+    let body = json!({"customer_id": "warm-up", "currency": "EUR", "issue_date": "2026-01-01", "due_date": "2026-01-31",
+                      "lines": [{"description": "warm-up", "quantity": "1", "unit_price": "1"}]});
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = client
+            .post(format!("{}/v1/invoices?wait=applied", target.base))
+            .header("x-api-key", &target.tenants[0].api_key)
+            .json(&body)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if r.status().as_u16() == 200 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the pipeline at {} did not apply a warm-up command within 90 s", target.base);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs one scenario and returns its report.
+pub async fn run(opts: Options) -> Result<Report> {
+    let target = match (&opts.url, &opts.brokers) {
+        (Some(url), Some(brokers)) => target::remote(url, brokers, &opts.tenants)?,
+        (None, None) => {
+            let binary = match &opts.binary {
+                Some(b) => b.clone(),
+                None => target::default_binary()?,
+            };
+            eprintln!("starting {} with {} tenants in {}", binary.display(), opts.workload.tenants, opts.data_dir.display());
+            let dir = opts.data_dir.clone();
+            let (tenants, partitions, env) = (opts.workload.tenants.max(1), opts.partitions, opts.pipeline_env.clone());
+            tokio::task::spawn_blocking(move || target::spawn(&binary, &dir, tenants, partitions, &env)).await??
+        }
+        _ => bail!("--url and --brokers go together"),
+    };
+    warm_up(&target).await?;
+    eprintln!("pipeline ready at {} (kafka {})", target.base, target.bootstrap);
+
+    let raw_rate = if opts.raw_messages > 0 && (opts.scenario == Scenario::Raw || opts.url.is_none()) {
+        let (t, o) = (&target, &opts);
+        let r = tokio::task::block_in_place(|| raw(t, o))?;
+        eprintln!("  raw ceiling: {r:.0} messages/s");
+        Some(r)
+    } else {
+        None
+    };
+    if opts.scenario == Scenario::Raw {
+        return Ok(Report {
+            scenario: "raw".into(),
+            accepted_per_s: 0.0,
+            applied_per_s: 0.0,
+            raw_consume_per_s: raw_rate,
+            pipeline_over_raw: None,
+            lost: 0,
+            cpu_s_per_1k: None,
+            peak_rss_mb: None,
+            latency_ms: json!({}),
+            max_sustained_per_s: None,
+            details: json!({"raw_messages": opts.raw_messages}),
+        });
+    }
+
+    let watcher = Watcher::start(&target.bootstrap, &opts.events_topic)?;
+    let driver = Arc::new(Driver::new(opts.driver, &target)?);
+    let mut workload = Workload::new(opts.workload.clone());
+    let cpu_before = target.pid.and_then(target::proc_stats);
+    let started = Instant::now();
+    let ticker = {
+        let (d, w_seen) = (driver.clone(), watcher.seen.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let s = d.sent.lock().unwrap_or_else(|p| p.into_inner());
+                let resolved = w_seen.lock().unwrap_or_else(|p| p.into_inner()).ids.len() as u64;
+                eprintln!(
+                    "  [{:>5.1} s] accepted {} refused {} resolved {} backlog {}",
+                    started.elapsed().as_secs_f64(),
+                    s.accepted.len(),
+                    s.refused,
+                    resolved,
+                    (s.accepted.len() as u64).saturating_sub(resolved)
+                );
+            }
+        })
+    };
+
+    let mut max_sustained = None;
+    let mut query_hist: Option<Histogram<u64>> = None;
+    let offered;
+    let drive_secs;
+    match opts.scenario {
+        Scenario::Steady | Scenario::Raw => {
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency).await;
+            drive_secs = started.elapsed().as_secs_f64();
+        }
+        Scenario::Query => {
+            let q = tokio::spawn(query_load(target.base.clone(), target.tenants.iter().map(|t| t.api_key.clone()).collect(), driver.clone(), opts.query_concurrency, opts.duration));
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency).await;
+            drive_secs = started.elapsed().as_secs_f64();
+            query_hist = Some(q.await??);
+        }
+        Scenario::Max => {
+            let mut rate = opts.start_rate.max(100.0);
+            let mut total = 0;
+            loop {
+                let step_start = Instant::now();
+                let before = watcher.resolved();
+                let hist_before = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
+                total += driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency).await;
+                let secs = step_start.elapsed().as_secs_f64();
+                let resolved = watcher.resolved() - before;
+                let backlog = {
+                    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
+                    (s.accepted.len() as u64).saturating_sub(watcher.resolved())
+                };
+                let mut step_hist = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
+                let _ = step_hist.subtract(&hist_before);
+                let p99_ms = step_hist.value_at_quantile(0.99) as f64 / 1000.0;
+                let applied_rate = resolved as f64 / secs;
+                eprintln!("  step {rate:.0}/s: applied {applied_rate:.0}/s, backlog {backlog}, p99 ingest→applied {p99_ms:.1} ms");
+                let ok = applied_rate >= 0.9 * rate && (backlog as f64) < rate * 2.0 && p99_ms <= opts.max_p99.as_secs_f64() * 1000.0;
+                if !ok {
+                    break;
+                }
+                max_sustained = Some(rate);
+                rate *= 1.3;
+            }
+            offered = total;
+            drive_secs = started.elapsed().as_secs_f64();
+        }
+    }
+    let last_resolution = settle(&driver, &watcher, opts.settle_timeout, started).await;
+    ticker.abort();
+    let cpu_after = target.pid.and_then(target::proc_stats);
+
+    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
+    let lost = watcher.missing(&s.accepted);
+    let seen = watcher.seen.lock().unwrap_or_else(|p| p.into_inner());
+    let accepted = s.accepted.len() as u64;
+    let applied_secs = last_resolution.duration_since(started).as_secs_f64().max(1e-3);
+    let applied_per_s = (accepted - lost) as f64 / applied_secs;
+    let cpu_s_per_1k = match (cpu_before, cpu_after) {
+        (Some((a, _)), Some((b, _))) if accepted > 0 => Some(((b - a) / accepted as f64 * 1000.0 * 1000.0).round() / 1000.0),
+        _ => None,
+    };
+    Ok(Report {
+        scenario: format!("{:?}", opts.scenario).to_lowercase(),
+        accepted_per_s: (s.accepted_items as f64 / drive_secs).round(),
+        applied_per_s: applied_per_s.round(),
+        raw_consume_per_s: raw_rate.map(f64::round),
+        pipeline_over_raw: raw_rate.map(|r| (applied_per_s / r * 1000.0).round() / 1000.0),
+        lost,
+        cpu_s_per_1k,
+        peak_rss_mb: cpu_after.map(|(_, m)| m.round()),
+        latency_ms: Report::latency(&s.ack_us, &seen.latency_us, query_hist.as_ref()),
+        max_sustained_per_s: max_sustained,
+        details: json!({
+            "driver": format!("{:?}", opts.driver),
+            "offered": offered,
+            "accepted_commands": accepted,
+            "accepted_items": s.accepted_items,
+            "refused_by_gateway": s.refused,
+            "failed_requests": s.failed,
+            "throttled_requests": s.throttled,
+            "generated": {
+                "invoices": workload.generated.invoices,
+                "retries": workload.generated.retries,
+                "invalid_at_gateway": workload.generated.invalid_at_gateway,
+                "invalid_in_domain": workload.generated.invalid_in_domain,
+            },
+            "unreadable_events": seen.unreadable,
+            "drive_s": (drive_secs * 1000.0).round() / 1000.0,
+            "rate": opts.rate,
+            "batch": opts.batch,
+            "concurrency": opts.concurrency,
+            "tenants": opts.workload.tenants,
+            "seed": opts.workload.seed,
+        }),
+    })
+}
+
+async fn query_load(base: String, keys: Vec<String>, driver: Arc<Driver>, concurrency: usize, duration: Duration) -> Result<Histogram<u64>> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency.max(1) {
+        let (client, base, keys, driver) = (client.clone(), base.clone(), keys.clone(), driver.clone());
+        workers.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+            let mut i = w as u64;
+            while started.elapsed() < duration {
+                let pick = {
+                    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.invoices.is_empty() { None } else { Some(s.invoices[(i.wrapping_mul(2_654_435_761) % s.invoices.len() as u64) as usize].clone()) }
+                };
+                i += 1;
+                let Some((tenant, invoice)) = pick else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let t0 = Instant::now();
+                let r = client.get(format!("{base}/v1/invoices/{invoice}")).header("x-api-key", &keys[tenant]).send().await;
+                if let Ok(r) = r {
+                    let _ = r.bytes().await;
+                    let _ = h.record((t0.elapsed().as_micros() as u64).max(1));
+                }
+            }
+            Ok::<_, anyhow::Error>(h)
+        }));
+    }
+    let mut total = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for w in workers {
+        total.add(w.await??)?;
+    }
+    Ok(total)
+}

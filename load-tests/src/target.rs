@@ -1,0 +1,148 @@
+//! The pipeline under test: one the harness starts (`billstream up` as a child process on the
+//! embedded store, against a broker the harness owns), or one given by address.
+
+use anyhow::{Context, Result, anyhow, bail};
+use billstream::broker::EmbeddedBroker;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The scratch topic of the `raw` measurement.
+pub const RAW_TOPIC: &str = "billstream.load.raw";
+
+/// A tenant the harness drives.
+#[derive(Debug, Clone)]
+pub struct TenantKey {
+    /// Tenant id (for direct Kafka producers).
+    pub tenant_id: String,
+    /// API key (for HTTP).
+    pub api_key: String,
+}
+
+/// Where to send load.
+pub struct Target {
+    /// Gateway base URL.
+    pub base: String,
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// Tenants.
+    pub tenants: Vec<TenantKey>,
+    /// Process id of the pipeline, when the harness started it (for CPU and memory).
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    _broker: Option<EmbeddedBroker>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM for a graceful stop; the harness has what it measured already.
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim)
+}
+
+/// The `billstream` binary next to this one (both are built into the same target dir).
+pub fn default_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().ok_or_else(|| anyhow!("no directory for {}", me.display()))?;
+    // Test binaries live one level down, in deps/.
+    for candidate in [dir.join("billstream"), dir.join("../billstream")] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!("no billstream binary next to {}; build it (cargo build --release) or pass --binary", me.display())
+}
+
+/// Starts a broker, creates tenants in a fresh store at `data_dir`, starts `billstream up`.
+pub fn spawn(binary: &Path, data_dir: &Path, tenants: usize, partitions: i32, env: &[(String, String)]) -> Result<Target> {
+    if data_dir.exists() {
+        std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+    }
+    let broker = EmbeddedBroker::start_with_topics(1, partitions, &[RAW_TOPIC])?;
+    let mut keys = Vec::with_capacity(tenants);
+    for i in 0..tenants {
+        let out = Command::new(binary)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["tenant", "create", "--name", &format!("load-{i}")])
+            .output()
+            .with_context(|| format!("running {}", binary.display()))?;
+        if !out.status.success() {
+            bail!("tenant create failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (Some(id), Some(key)) = (field(&text, "tenant_id:"), field(&text, "api_key:")) else {
+            bail!("tenant create printed no id and key: {text}");
+        };
+        keys.push(TenantKey { tenant_id: id.to_string(), api_key: key.to_string() });
+    }
+    let mut cmd = Command::new(binary);
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["up", "--brokers", broker.bootstrap(), "--listen", "127.0.0.1:0", "--partitions", &partitions.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // The broker is the harness's embedded one, with its 5 MiB per partition: the pipeline
+    // must hold writes back as it would with its own embedded broker.
+    cmd.env("BILLSTREAM__HTTP__MAX_BACKLOG_BYTES", (4u64 << 20).to_string());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {} up", binary.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("http: ") {
+                    break url.to_string();
+                }
+            }
+            _ => bail!("billstream up exited before printing its address"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Target {
+        base,
+        bootstrap: broker.bootstrap().to_string(),
+        tenants: keys,
+        pid: Some(child.id()),
+        child: Some(child),
+        _broker: Some(broker),
+    })
+}
+
+/// A pipeline given by address; `keys` are `tenant_id:api_key` pairs.
+pub fn remote(base: &str, bootstrap: &str, keys: &[String]) -> Result<Target> {
+    let tenants = keys
+        .iter()
+        .map(|k| {
+            let (id, key) = k.split_once(':').ok_or_else(|| anyhow!("--tenant expects TENANT_ID:API_KEY, got {k:?}"))?;
+            Ok(TenantKey { tenant_id: id.into(), api_key: key.into() })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if tenants.is_empty() {
+        bail!("a remote target needs at least one --tenant TENANT_ID:API_KEY");
+    }
+    Ok(Target { base: base.trim_end_matches('/').into(), bootstrap: bootstrap.into(), tenants, pid: None, child: None, _broker: None })
+}
+
+/// CPU seconds (user + system) and peak resident memory (MiB) of a process, from /proc.
+pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((ticks / 100.0, hwm_kb / 1024.0))
+}

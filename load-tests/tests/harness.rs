@@ -1,0 +1,54 @@
+//! The harness itself, in a tiny configuration: it measures a real pipeline end to end,
+//! and its loss check fails a run whose accepted commands are never seen applied.
+//!
+//! Needs the `billstream` binary next to `billstream-load` (as `cargo test --workspace`
+//! builds it).
+
+use serde_json::Value;
+use std::process::Command;
+
+fn harness(dir: &std::path::Path, extra: &[&str]) -> (std::process::ExitStatus, Value) {
+    let report = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_billstream-load"))
+        .args(["steady", "--duration", "2s", "--rate", "400", "--batch", "40", "--tenants", "3", "--raw-messages", "2000"])
+        .args(["--partitions", "4", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--json")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .expect("billstream-load runs");
+    let json = std::fs::read_to_string(&report)
+        .unwrap_or_else(|_| panic!("no report; stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status, serde_json::from_str(&json).expect("report is JSON"))
+}
+
+#[test]
+fn a_tiny_steady_run_applies_everything_and_reports_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, r) = harness(dir.path(), &[]);
+    assert!(status.success(), "{r}");
+    assert_eq!(r["scenario"], "steady");
+    assert_eq!(r["lost"], 0);
+    let accepted = r["details"]["accepted_commands"].as_u64().expect("count");
+    assert!(accepted > 300, "{r}");
+    assert!(r["details"]["refused_by_gateway"].as_u64() > Some(0) || r["details"]["generated"]["invalid_at_gateway"] == 0);
+    for key in ["accepted_per_s", "applied_per_s", "raw_consume_per_s", "pipeline_over_raw", "cpu_s_per_1k", "peak_rss_mb"] {
+        assert!(r[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {r}");
+    }
+    for lat in ["ingest_ack", "ingest_to_applied"] {
+        for p in ["p50", "p99", "p999", "max"] {
+            assert!(r["latency_ms"][lat][p].as_f64().is_some(), "{lat}.{p} in {r}");
+        }
+    }
+}
+
+#[test]
+fn the_loss_check_fails_a_run_whose_commands_are_never_seen() {
+    // Watching a topic where outcomes never appear: every accepted command counts as lost.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, r) = harness(dir.path(), &["--events-topic", "billing.dlq", "--settle-timeout", "2s"]);
+    assert_eq!(status.code(), Some(1), "{r}");
+    assert!(r["lost"].as_u64() > Some(0), "{r}");
+    assert_eq!(r["lost"], r["details"]["accepted_commands"]);
+}
