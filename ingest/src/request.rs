@@ -22,6 +22,10 @@ const MAX_METADATA: usize = 50;
 
 /// Parses JSON into `T`, naming the field at fault on error.
 pub fn parse<'de, T: Deserialize<'de>>(bytes: &'de [u8], prefix: &str) -> Result<T, ApiError> {
+    // Fast path without path tracking; only a body that fails is parsed again to say where.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -200,44 +204,49 @@ pub struct Valid {
 
 /// Checks an invoice id chosen by a client.
 pub fn check_invoice_id(field: &str, id: &str) -> Result<(), ApiError> {
+    check_invoice_id_at(|| field.to_string(), id)
+}
+
+/// Field paths are built only when there is an error to report: valid input allocates none.
+fn check_invoice_id_at(field: impl Fn() -> String, id: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, format!("invoice id must be 1 to 64 letters, digits, '.', '_', '-' or ':'; got {id:?}")))
+        Err(ApiError::invalid(field(), format!("invoice id must be 1 to 64 letters, digits, '.', '_', '-' or ':'; got {id:?}")))
     }
 }
 
-fn check_text(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
+fn check_text(field: impl Fn() -> String, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     if v.len() < min || v.len() > max || v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, format!("must be {min} to {max} bytes of text without control characters")));
+        return Err(ApiError::invalid(field(), format!("must be {min} to {max} bytes of text without control characters")));
     }
     Ok(())
 }
 
 fn check_key(prefix: &str, key: &Option<String>) -> Result<(), ApiError> {
     if let Some(k) = key {
-        check_text(&join(prefix, "idempotency_key"), k, 1, 255)?;
+        check_text(|| join(prefix, "idempotency_key"), k, 1, 255)?;
     }
     Ok(())
 }
 
-fn currency(field: &str, v: &str) -> Result<Currency, ApiError> {
-    v.parse().map_err(|e: billstream_schemas::money::CurrencyParseError| ApiError::invalid(field, e.to_string()))
+fn currency(field: impl Fn() -> String, v: &str) -> Result<Currency, ApiError> {
+    v.parse().map_err(|e: billstream_schemas::money::CurrencyParseError| ApiError::invalid(field(), e.to_string()))
 }
 
-fn date(field: &str, v: &str) -> Result<Date, ApiError> {
-    v.parse().map_err(|e: billstream_schemas::date::DateParseError| ApiError::invalid(field, e.to_string()))
+fn date(field: impl Fn() -> String, v: &str) -> Result<Date, ApiError> {
+    v.parse().map_err(|e: billstream_schemas::date::DateParseError| ApiError::invalid(field(), e.to_string()))
 }
 
-fn places(field: &str, v: Decimal, max: u32) -> Result<Decimal, ApiError> {
+fn places(field: impl Fn() -> String, v: Decimal, max: u32) -> Result<Decimal, ApiError> {
     let n = v.normalize();
     if n.scale() > max {
-        return Err(ApiError::invalid(field, format!("at most {max} decimal places, got {v}")));
+        return Err(ApiError::invalid(field(), format!("at most {max} decimal places, got {v}")));
     }
     if n.abs() >= Decimal::from(10_i64.pow(15)) {
-        return Err(ApiError::invalid(field, format!("{v} is larger than the largest supported value (10^15)")));
+        return Err(ApiError::invalid(field(), format!("{v} is larger than the largest supported value (10^15)")));
     }
     Ok(n)
 }
@@ -247,12 +256,12 @@ pub fn create(prefix: &str, b: CreateInvoiceBody) -> Result<Valid, ApiError> {
     let f = |name: &str| join(prefix, name);
     check_key(prefix, &b.idempotency_key)?;
     if let Some(id) = &b.invoice_id {
-        check_invoice_id(&f("invoice_id"), id)?;
+        check_invoice_id_at(|| f("invoice_id"), id)?;
     }
-    check_text(&f("customer_id"), &b.customer_id, 1, 128)?;
-    let cur = currency(&f("currency"), &b.currency)?;
-    let issue = date(&f("issue_date"), &b.issue_date)?;
-    let due = date(&f("due_date"), &b.due_date)?;
+    check_text(|| f("customer_id"), &b.customer_id, 1, 128)?;
+    let cur = currency(|| f("currency"), &b.currency)?;
+    let issue = date(|| f("issue_date"), &b.issue_date)?;
+    let due = date(|| f("due_date"), &b.due_date)?;
     if due < issue {
         return Err(ApiError::invalid(f("due_date"), format!("due_date {due} is before issue_date {issue}")));
     }
@@ -262,16 +271,16 @@ pub fn create(prefix: &str, b: CreateInvoiceBody) -> Result<Valid, ApiError> {
     let mut lines = Vec::with_capacity(b.lines.len());
     for (i, l) in b.lines.into_iter().enumerate() {
         let lf = |name: &str| f(&format!("lines[{i}].{name}"));
-        check_text(&lf("description"), &l.description, 1, MAX_TEXT)?;
-        let quantity = places(&lf("quantity"), l.quantity.0, PRICE_SCALE)?;
+        check_text(|| lf("description"), &l.description, 1, MAX_TEXT)?;
+        let quantity = places(|| lf("quantity"), l.quantity.0, PRICE_SCALE)?;
         if quantity <= Decimal::ZERO {
             return Err(ApiError::invalid(lf("quantity"), format!("must be positive, got {quantity}")));
         }
-        let unit_price = places(&lf("unit_price"), l.unit_price.0, PRICE_SCALE)?;
+        let unit_price = places(|| lf("unit_price"), l.unit_price.0, PRICE_SCALE)?;
         if unit_price < Decimal::ZERO {
             return Err(ApiError::invalid(lf("unit_price"), format!("must not be negative, got {unit_price}")));
         }
-        let tax_rate = places(&lf("tax_rate"), l.tax_rate.map_or(Decimal::ZERO, |t| t.0), RATE_SCALE)?;
+        let tax_rate = places(|| lf("tax_rate"), l.tax_rate.map_or(Decimal::ZERO, |t| t.0), RATE_SCALE)?;
         if tax_rate < Decimal::ZERO || tax_rate > Decimal::ONE_HUNDRED {
             return Err(ApiError::invalid(lf("tax_rate"), format!("must be a percentage from 0 to 100, got {tax_rate}")));
         }
@@ -281,8 +290,8 @@ pub fn create(prefix: &str, b: CreateInvoiceBody) -> Result<Valid, ApiError> {
         return Err(ApiError::invalid(f("metadata"), format!("at most {MAX_METADATA} entries")));
     }
     for (k, v) in &b.metadata {
-        check_text(&f(&format!("metadata.{k}")), k, 1, 40)?;
-        check_text(&f(&format!("metadata.{k}")), v, 0, MAX_TEXT)?;
+        check_text(|| f(&format!("metadata.{k}")), k, 1, 40)?;
+        check_text(|| f(&format!("metadata.{k}")), v, 0, MAX_TEXT)?;
     }
     Ok(Valid {
         payload: CommandPayload::CreateInvoice(CreateInvoice {
@@ -302,7 +311,7 @@ pub fn create(prefix: &str, b: CreateInvoiceBody) -> Result<Valid, ApiError> {
 /// a retried payment must never be applied twice.
 pub fn payment(prefix: &str, invoice_id: &str, b: PaymentBody, today: Date) -> Result<Valid, ApiError> {
     let f = |name: &str| join(prefix, name);
-    check_invoice_id(&f("invoice_id"), invoice_id)?;
+    check_invoice_id_at(|| f("invoice_id"), invoice_id)?;
     match &b.idempotency_key {
         None => {
             return Err(ApiError {
@@ -314,17 +323,17 @@ pub fn payment(prefix: &str, invoice_id: &str, b: PaymentBody, today: Date) -> R
         }
         Some(_) => check_key(prefix, &b.idempotency_key)?,
     }
-    let cur = currency(&f("currency"), &b.currency)?;
-    let amount = places(&f("amount"), b.amount.0, cur.minor_units())?;
+    let cur = currency(|| f("currency"), &b.currency)?;
+    let amount = places(|| f("amount"), b.amount.0, cur.minor_units())?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::invalid(f("amount"), format!("must be positive, got {amount}")));
     }
-    check_text(&f("method"), &b.method, 1, 32)?;
+    check_text(|| f("method"), &b.method, 1, 32)?;
     if let Some(r) = &b.external_reference {
-        check_text(&f("external_reference"), r, 1, 128)?;
+        check_text(|| f("external_reference"), r, 1, 128)?;
     }
     let received_on = match &b.received_on {
-        Some(d) => date(&f("received_on"), d)?,
+        Some(d) => date(|| f("received_on"), d)?,
         None => today,
     };
     Ok(Valid {
@@ -342,17 +351,17 @@ pub fn payment(prefix: &str, invoice_id: &str, b: PaymentBody, today: Date) -> R
 
 /// Validates an issue request.
 pub fn issue(prefix: &str, invoice_id: &str, idempotency_key: Option<String>) -> Result<Valid, ApiError> {
-    check_invoice_id(&join(prefix, "invoice_id"), invoice_id)?;
+    check_invoice_id_at(|| join(prefix, "invoice_id"), invoice_id)?;
     check_key(prefix, &idempotency_key)?;
     Ok(Valid { payload: CommandPayload::IssueInvoice { invoice_id: invoice_id.to_string() }, idempotency_key })
 }
 
 /// Validates a void request.
 pub fn void(prefix: &str, invoice_id: &str, reason: Option<String>, idempotency_key: Option<String>) -> Result<Valid, ApiError> {
-    check_invoice_id(&join(prefix, "invoice_id"), invoice_id)?;
+    check_invoice_id_at(|| join(prefix, "invoice_id"), invoice_id)?;
     check_key(prefix, &idempotency_key)?;
     if let Some(r) = &reason {
-        check_text(&join(prefix, "reason"), r, 0, MAX_TEXT)?;
+        check_text(|| join(prefix, "reason"), r, 0, MAX_TEXT)?;
     }
     Ok(Valid { payload: CommandPayload::VoidInvoice { invoice_id: invoice_id.to_string(), reason }, idempotency_key })
 }

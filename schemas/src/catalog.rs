@@ -7,12 +7,12 @@
 //! registry (through `schema_registry_converter`), so producers using other clients and
 //! other schema versions are understood.
 
+use crate::binary;
 use crate::codec::{self, frame, unframe};
 use crate::{CommandEnvelope, EventEnvelope, SchemaError};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_schema_by_id, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
@@ -94,17 +94,32 @@ fn parse_static(source: &str) -> &'static Schema {
 
 static COMMAND_READER: LazyLock<&'static Schema> = LazyLock::new(|| parse_static(current(Envelope::Command).source));
 static EVENT_READER: LazyLock<&'static Schema> = LazyLock::new(|| parse_static(current(Envelope::Event).source));
-static COMMAND_WRITER: LazyLock<GenericDatumWriter<'static>> = LazyLock::new(|| {
-    GenericDatumWriter::builder(*COMMAND_READER).build().expect("command schema resolves")
-});
-static EVENT_WRITER: LazyLock<GenericDatumWriter<'static>> = LazyLock::new(|| {
-    GenericDatumWriter::builder(*EVENT_READER).build().expect("event schema resolves")
-});
 
-/// A reader for one writer schema id, resolving to this release's schema.
+/// A reader for one writer schema id.
 struct KnownWriter {
     envelope: Envelope,
+    /// Written with this release's own schema: read by [`crate::binary`] directly.
+    native: bool,
+    /// Reads values as the writer wrote them.
     reader: GenericDatumReader<'static>,
+    /// Writer's payload/event union branch → this release's branch, matched by record name.
+    /// (apache-avro's own resolution matches union branches by shape, and a record with
+    /// fewer fields matches first; names are what Avro's resolution rules prescribe.)
+    branches: Vec<Option<u32>>,
+}
+
+/// Record names of the branches of `schema`'s union field `field`.
+fn branch_names(schema: &Schema, field: &str) -> Vec<String> {
+    let Schema::Record(r) = schema else { return Vec::new() };
+    let Some(f) = r.fields.iter().find(|f| f.name == field) else { return Vec::new() };
+    let Schema::Union(u) = &f.schema else { return Vec::new() };
+    u.variants()
+        .iter()
+        .map(|v| match v {
+            Schema::Record(rr) => rr.name.name().to_string(),
+            _ => String::new(),
+        })
+        .collect()
 }
 
 /// Schema ids to schemas, with encode and decode of both envelopes.
@@ -202,21 +217,23 @@ impl SchemaCatalog {
                 message: format!("record {name:?} is neither a command nor an event envelope"),
             })?;
         let writer: &'static Schema = Box::leak(Box::new(schema));
-        let reader_schema = match envelope {
-            Envelope::Command => *COMMAND_READER,
-            Envelope::Event => *EVENT_READER,
+        let (reader_schema, union_field) = match envelope {
+            Envelope::Command => (*COMMAND_READER, "payload"),
+            Envelope::Event => (*EVENT_READER, "event"),
         };
-        let builder = GenericDatumReader::builder(writer);
-        let reader = if source == current(envelope).source {
-            builder.build()
-        } else {
-            builder.reader_schema(reader_schema).build()
-        }
-        .map_err(|e| SchemaError::Schema { file: format!("schema id {id}"), message: e.to_string() })?;
+        let ours = branch_names(reader_schema, union_field);
+        let branches = branch_names(writer, union_field)
+            .iter()
+            .map(|name| ours.iter().position(|o| o == name).map(|i| i as u32))
+            .collect();
+        let native = source == current(envelope).source;
+        let reader = GenericDatumReader::builder(writer)
+            .build()
+            .map_err(|e| SchemaError::Schema { file: format!("schema id {id}"), message: e.to_string() })?;
         self.known
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(KnownWriter { envelope, reader }));
+            .insert(id, Arc::new(KnownWriter { envelope, native, reader, branches }));
         Ok(())
     }
 
@@ -244,41 +261,172 @@ impl SchemaCatalog {
         }
     }
 
-    fn decode_value(&self, bytes: &[u8], envelope: Envelope) -> Result<Value, SchemaError> {
-        let (id, mut body) = unframe(bytes)?;
-        let known = self.writer(id, envelope)?;
-        let value = known.reader.read_value(&mut body).map_err(|e| SchemaError::Avro(e.to_string()))?;
+    /// The writer of a framed message and its Avro body.
+    fn body<'b>(&self, bytes: &'b [u8], envelope: Envelope) -> Result<(Arc<KnownWriter>, &'b [u8]), SchemaError> {
+        let (id, body) = unframe(bytes)?;
+        Ok((self.writer(id, envelope)?, body))
+    }
+
+    /// Reads a body written with another schema version into a value whose payload union
+    /// index is this release's (fields this release added are absent; the converters treat
+    /// absent optional fields as their defaults).
+    fn resolve(known: &KnownWriter, mut body: &[u8]) -> Result<Value, SchemaError> {
+        let mut value = known.reader.read_value(&mut body).map_err(|e| SchemaError::Avro(e.to_string()))?;
         if !body.is_empty() {
             return Err(SchemaError::Avro(format!("{} trailing bytes after the datum", body.len())));
+        }
+        let field = match known.envelope {
+            Envelope::Command => "payload",
+            Envelope::Event => "event",
+        };
+        if let Value::Record(fields) = &mut value {
+            if let Some((_, Value::Union(i, _))) = fields.iter_mut().find(|(k, _)| k == field) {
+                *i = known.branches.get(*i as usize).copied().flatten().ok_or_else(|| {
+                    SchemaError::field(field, format!("branch {i} of the writer's schema is not a type this release knows"))
+                })?;
+            }
         }
         Ok(value)
     }
 
     /// Encodes a command as a Confluent-framed Avro message.
     pub fn encode_command(&self, c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
-        let value = codec::command_to_value(c)?;
-        let body = COMMAND_WRITER
-            .write_value_to_vec(value)
-            .map_err(|e| SchemaError::Encode { field: "command".into(), message: e.to_string() })?;
-        Ok(frame(self.command_id, &body))
+        Ok(frame(self.command_id, &binary::encode_command(c)?))
     }
 
     /// Decodes a Confluent-framed command. `UnknownSchema` means: call [`Self::fetch`] and retry.
     pub fn decode_command(&self, bytes: &[u8]) -> Result<CommandEnvelope, SchemaError> {
-        codec::command_from_value(self.decode_value(bytes, Envelope::Command)?)
+        let (known, body) = self.body(bytes, Envelope::Command)?;
+        if known.native {
+            binary::decode_command(body)
+        } else {
+            codec::command_from_value(Self::resolve(&known, body)?)
+        }
     }
 
     /// Encodes an event as a Confluent-framed Avro message.
     pub fn encode_event(&self, e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
-        let value = codec::event_to_value(e)?;
-        let body = EVENT_WRITER
-            .write_value_to_vec(value)
-            .map_err(|e| SchemaError::Encode { field: "event".into(), message: e.to_string() })?;
-        Ok(frame(self.event_id, &body))
+        Ok(frame(self.event_id, &binary::encode_event(e)?))
     }
 
     /// Decodes a Confluent-framed event.
     pub fn decode_event(&self, bytes: &[u8]) -> Result<EventEnvelope, SchemaError> {
-        codec::event_from_value(self.decode_value(bytes, Envelope::Event)?)
+        let (known, body) = self.body(bytes, Envelope::Event)?;
+        if known.native {
+            binary::decode_event(body)
+        } else {
+            codec::event_from_value(Self::resolve(&known, body)?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{command_to_value, event_to_value};
+    use crate::command::{CommandPayload, CreateInvoice, LineItem, RecordPayment};
+    use crate::event::Event;
+    use apache_avro::writer::datum::GenericDatumWriter;
+
+    fn d(s: &str) -> rust_decimal::Decimal {
+        s.parse().expect("literal")
+    }
+
+    fn commands() -> Vec<CommandEnvelope> {
+        let base = CommandEnvelope {
+            command_id: "c".into(),
+            tenant_id: "t".into(),
+            correlation_id: Some("corr".into()),
+            issued_at_ms: -5,
+            idempotency_key: None,
+            payload: CommandPayload::IssueInvoice { invoice_id: "i".into() },
+        };
+        let create = |lines: usize, meta: usize| CommandEnvelope {
+            payload: CommandPayload::CreateInvoice(CreateInvoice {
+                invoice_id: "inv-ü".into(),
+                customer_id: "c".repeat(200),
+                currency: "KWD".parse().expect("KWD"),
+                issue_date: crate::Date::from_days(-3),
+                due_date: crate::Date::from_days(70_000),
+                lines: (0..lines)
+                    .map(|i| LineItem { description: format!("l{i}"), quantity: d("1.5"), unit_price: d("-128.000001"), tax_rate: d("99.9999") })
+                    .collect(),
+                metadata: (0..meta).map(|i| (format!("k{i}"), "v".repeat(i))).collect(),
+            }),
+            ..base.clone()
+        };
+        vec![
+            base.clone(),
+            create(0, 0),
+            create(1, 1),
+            create(70, 5),
+            CommandEnvelope {
+                idempotency_key: Some("k".into()),
+                payload: CommandPayload::RecordPayment(RecordPayment {
+                    invoice_id: "i".into(),
+                    amount: d("12345678901234.5678"),
+                    currency: "EUR".parse().expect("EUR"),
+                    method: "card".into(),
+                    external_reference: Some("x".into()),
+                    received_on: crate::Date::from_days(1),
+                }),
+                ..base.clone()
+            },
+            CommandEnvelope { correlation_id: None, payload: CommandPayload::VoidInvoice { invoice_id: "i".into(), reason: None }, ..base },
+        ]
+    }
+
+    fn events() -> Vec<EventEnvelope> {
+        let e = |event| EventEnvelope { event_id: "e".into(), command_id: "c".into(), tenant_id: "t".into(), correlation_id: None, occurred_at_ms: 99, event };
+        let eur = "EUR".parse().expect("EUR");
+        vec![
+            e(Event::InvoiceCreated { invoice_id: "i".into(), customer_id: "c".into(), currency: eur, issue_date: crate::Date::from_days(1), due_date: crate::Date::from_days(2), line_count: 3, subtotal: d("1"), tax: d("0.19"), total: d("1.19") }),
+            e(Event::InvoiceIssued { invoice_id: "i".into(), due_date: crate::Date::from_days(2), total: d("-0.01") }),
+            e(Event::PaymentApplied { invoice_id: "i".into(), payment_id: "p".into(), amount: d("1"), currency: eur, amount_paid: d("1"), balance_due: d("0.19") }),
+            e(Event::InvoicePaid { invoice_id: "i".into(), total: d("1.19"), paid_on: crate::Date::from_days(5) }),
+            e(Event::InvoiceVoided { invoice_id: "i".into(), reason: Some("r".into()) }),
+            e(Event::CommandRejected { command_type: "x".into(), invoice_id: None, code: "c".into(), message: "m".into() }),
+        ]
+    }
+
+    #[test]
+    fn direct_encoding_is_byte_identical_to_apache_avro() {
+        let cw = GenericDatumWriter::builder(*COMMAND_READER).build().expect("writer");
+        // A map's entries have no defined order (apache-avro writes them in hash order), so
+        // byte identity is checked where there is at most one.
+        let single_map = |c: &CommandEnvelope| !matches!(&c.payload, CommandPayload::CreateInvoice(ci) if ci.metadata.len() > 1);
+        for c in commands().into_iter().filter(single_map) {
+            let generic = cw.write_value_to_vec(command_to_value(&c).expect("value")).expect("generic");
+            assert_eq!(binary::encode_command(&c).expect("direct"), generic, "{c:?}");
+        }
+        let ew = GenericDatumWriter::builder(*EVENT_READER).build().expect("writer");
+        for e in events() {
+            let generic = ew.write_value_to_vec(event_to_value(&e).expect("value")).expect("generic");
+            assert_eq!(binary::encode_event(&e).expect("direct"), generic, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn both_decoding_paths_agree() {
+        // The same schema under another id and text: decoded by apache-avro's resolution.
+        let catalog = SchemaCatalog::embedded();
+        let relaxed = current(Envelope::Command).source.replace('\n', " ");
+        catalog.learn(99, &relaxed).expect("learns");
+        let relaxed = current(Envelope::Event).source.replace('\n', " ");
+        catalog.learn(98, &relaxed).expect("learns");
+        for c in commands() {
+            let bytes = catalog.encode_command(&c).expect("encodes");
+            let mut other = bytes.clone();
+            other[1..5].copy_from_slice(&99u32.to_be_bytes());
+            assert_eq!(catalog.decode_command(&bytes).expect("direct"), c);
+            assert_eq!(catalog.decode_command(&other).expect("resolved"), c);
+        }
+        for e in events() {
+            let bytes = catalog.encode_event(&e).expect("encodes");
+            let mut other = bytes.clone();
+            other[1..5].copy_from_slice(&98u32.to_be_bytes());
+            assert_eq!(catalog.decode_event(&bytes).expect("direct"), e);
+            assert_eq!(catalog.decode_event(&other).expect("resolved"), e);
+        }
     }
 }

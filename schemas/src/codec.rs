@@ -58,26 +58,7 @@ fn date(d: Date) -> Value {
 
 /// Encodes a decimal at exactly `scale` places as Avro's two's-complement big-endian bytes.
 fn dec(d: Decimal, scale: u32, field: &str) -> Result<Value, SchemaError> {
-    let err = |m: String| SchemaError::Encode { field: field.to_string(), message: m };
-    if d.scale() > scale && d.round_dp(scale) != d {
-        return Err(err(format!("{d} has more than {scale} decimal places")));
-    }
-    let mut x = d;
-    x.rescale(scale);
-    if x.scale() != scale || x != d {
-        return Err(err(format!("{d} does not fit at scale {scale}")));
-    }
-    let bytes = x.mantissa().to_be_bytes();
-    // Keep the shortest two's-complement form: drop leading bytes that only repeat the sign.
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
+    let (bytes, start) = crate::binary::decimal_bytes(d, scale, field)?;
     Ok(Value::Decimal(apache_avro::Decimal::from(&bytes[start..])))
 }
 
@@ -243,7 +224,11 @@ impl<'p> Rec<'p> {
         }
     }
 
+    /// An optional field; absent (written before the field existed) reads as its default.
     fn opt_string(&mut self, name: &str) -> Result<Option<String>, SchemaError> {
+        if !self.fields.iter().any(|(k, _)| k == name) {
+            return Ok(None);
+        }
         match unwrap_union(self.take(name)?) {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s)),
@@ -293,7 +278,7 @@ impl<'p> Rec<'p> {
     }
 }
 
-fn decimal_from_bytes(bytes: &[u8], scale: u32) -> Option<Decimal> {
+pub(crate) fn decimal_from_bytes(bytes: &[u8], scale: u32) -> Option<Decimal> {
     if bytes.is_empty() || bytes.len() > 16 {
         return if bytes.is_empty() { Some(Decimal::new(0, scale)) } else { None };
     }
@@ -361,7 +346,7 @@ pub fn command_from_value(v: Value) -> Result<CommandEnvelope, SchemaError> {
                 }
                 other => return Err(SchemaError::field("payload.lines", format!("expected an array, found {}", kind(&other)))),
             };
-            let metadata = match p.take("metadata")? {
+            let metadata = match p.take("metadata").unwrap_or(Value::Map(HashMap::new())) {
                 Value::Map(m) => {
                     let mut out = BTreeMap::new();
                     for (k, v) in m {

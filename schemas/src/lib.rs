@@ -4,12 +4,15 @@
 //! - [`money`]: ISO 4217 currencies, minor units and the one rounding rule for line amounts.
 //! - [`command`]: the command envelope producers publish to `billing.commands`.
 //! - [`event`]: the event envelope processors publish to `billing.events`.
-//! - [`codec`]: Avro binary encoding of both envelopes and the Confluent wire framing.
+//! - [`codec`]: Avro values of both envelopes (the generic path, with schema resolution)
+//!   and the Confluent wire framing.
+//! - [`binary`]: the direct Avro encoder and decoder of this release's schemas (the hot path).
 //! - [`catalog`]: which schema id means which schema: the embedded catalog, or a
 //!   Confluent-compatible registry through `schema_registry_converter`.
 //! - [`compat`]: the BACKWARD-compatibility check over every published schema version.
 //! - [`topics`]: topic names and partition keys.
 
+pub mod binary;
 pub mod catalog;
 pub mod codec;
 pub mod command;

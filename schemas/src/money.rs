@@ -34,6 +34,22 @@ const MINOR_UNIT_EXCEPTIONS: &[(&str, u32)] = &[
     ("CLF", 4), ("UYW", 4),
 ];
 
+/// Whether `code` is in [`CODES`] (sorted, three letters and a space each: binary search).
+fn known(code: &str) -> bool {
+    let codes = CODES.as_bytes();
+    let n = codes.len().div_ceil(4);
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match codes[mid * 4..mid * 4 + 3].cmp(code.as_bytes()) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
 /// The largest number of minor units any currency has; amounts on the wire carry this scale.
 pub const MAX_MINOR_UNITS: u32 = 4;
 
@@ -77,7 +93,7 @@ impl FromStr for Currency {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b = s.as_bytes();
-        if b.len() == 3 && b.iter().all(u8::is_ascii_uppercase) && CODES.split(' ').any(|c| c == s) {
+        if b.len() == 3 && b.iter().all(u8::is_ascii_uppercase) && known(s) {
             Ok(Currency([b[0], b[1], b[2]]))
         } else {
             Err(CurrencyParseError(s.to_string()))
@@ -146,6 +162,14 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().expect("decimal literal")
+    }
+
+    #[test]
+    fn the_code_list_is_sorted_and_searchable() {
+        let codes: Vec<&str> = CODES.split(' ').collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "CODES must stay sorted");
+        assert!(codes.iter().all(|c| c.len() == 3 && known(c)));
+        assert!(!known("AAA") && !known("ZZZ") && !known("EUS"));
     }
 
     #[test]
