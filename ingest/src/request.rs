@@ -151,36 +151,55 @@ pub struct IssueBody {
     pub idempotency_key: Option<String>,
 }
 
-/// One item of `POST /v1/commands:batch`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum BatchItem {
+/// Which command a batch item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchKind {
     /// As `POST /v1/invoices`.
-    CreateInvoice(CreateInvoiceBody),
+    CreateInvoice,
     /// As `POST /v1/invoices/{id}/issue`.
-    IssueInvoice {
-        /// The invoice.
-        invoice_id: String,
-        /// Optional.
-        idempotency_key: Option<String>,
-    },
+    IssueInvoice,
     /// As `POST /v1/invoices/{id}/payments`; `idempotency_key` is required.
-    RecordPayment {
-        /// The invoice.
-        invoice_id: String,
-        /// The payment.
-        #[serde(flatten)]
-        payment: PaymentBody,
-    },
+    RecordPayment,
     /// As `POST /v1/invoices/{id}/void`.
-    VoidInvoice {
-        /// The invoice.
-        invoice_id: String,
-        /// Why.
-        reason: Option<String>,
-        /// Optional.
-        idempotency_key: Option<String>,
-    },
+    VoidInvoice,
+}
+
+/// One item of `POST /v1/commands:batch`: `type` plus the fields of that command's body
+/// (and `invoice_id`). Flat rather than an internally tagged enum: serde buffers a tagged
+/// enum's whole content before reading it, which was a tenth of the gateway's CPU.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// The command.
+    #[serde(rename = "type")]
+    pub kind: BatchKind,
+    /// The invoice (optional for create).
+    pub invoice_id: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// create: customer.
+    pub customer_id: Option<String>,
+    /// create and payment: ISO 4217 code.
+    pub currency: Option<String>,
+    /// create: YYYY-MM-DD.
+    pub issue_date: Option<String>,
+    /// create: YYYY-MM-DD.
+    pub due_date: Option<String>,
+    /// create: lines.
+    pub lines: Option<Vec<LineBody>>,
+    /// create: metadata.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// payment: amount.
+    pub amount: Option<DecimalInput>,
+    /// payment: method.
+    pub method: Option<String>,
+    /// payment: provider reference.
+    pub external_reference: Option<String>,
+    /// payment: day received.
+    pub received_on: Option<String>,
+    /// void: reason.
+    pub reason: Option<String>,
 }
 
 /// Body of `POST /v1/commands:batch`: items are parsed one by one, so one bad item does not
@@ -366,13 +385,65 @@ pub fn void(prefix: &str, invoice_id: &str, reason: Option<String>, idempotency_
     Ok(Valid { payload: CommandPayload::VoidInvoice { invoice_id: invoice_id.to_string(), reason }, idempotency_key })
 }
 
+fn required<T>(prefix: &str, name: &str, v: Option<T>) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::bad_json(Some(join(prefix, name)), format!("missing field `{name}`")))
+}
+
 /// Validates one batch item.
 pub fn batch_item(prefix: &str, item: BatchItem, today: Date) -> Result<Valid, ApiError> {
-    match item {
-        BatchItem::CreateInvoice(b) => create(prefix, b),
-        BatchItem::IssueInvoice { invoice_id, idempotency_key } => issue(prefix, &invoice_id, idempotency_key),
-        BatchItem::RecordPayment { invoice_id, payment: p } => payment(prefix, &invoice_id, p, today),
-        BatchItem::VoidInvoice { invoice_id, reason, idempotency_key } => void(prefix, &invoice_id, reason, idempotency_key),
+    let kind = item.kind;
+    let stray: [(&str, bool); 10] = [
+        ("customer_id", item.customer_id.is_some()),
+        ("issue_date", item.issue_date.is_some()),
+        ("due_date", item.due_date.is_some()),
+        ("lines", item.lines.is_some()),
+        ("metadata", item.metadata.is_some()),
+        ("amount", item.amount.is_some()),
+        ("method", item.method.is_some()),
+        ("external_reference", item.external_reference.is_some()),
+        ("received_on", item.received_on.is_some()),
+        ("reason", item.reason.is_some()),
+    ];
+    let allowed: &[&str] = match kind {
+        BatchKind::CreateInvoice => &["customer_id", "issue_date", "due_date", "lines", "metadata"],
+        BatchKind::IssueInvoice => &[],
+        BatchKind::RecordPayment => &["amount", "method", "external_reference", "received_on"],
+        BatchKind::VoidInvoice => &["reason"],
+    };
+    if let Some((name, _)) = stray.iter().find(|(name, present)| *present && !allowed.contains(name)) {
+        return Err(ApiError::bad_json(Some(join(prefix, name)), format!("field `{name}` does not belong to a {kind:?} command")));
+    }
+    if item.currency.is_some() && !matches!(kind, BatchKind::CreateInvoice | BatchKind::RecordPayment) {
+        return Err(ApiError::bad_json(Some(join(prefix, "currency")), format!("field `currency` does not belong to a {kind:?} command")));
+    }
+    match kind {
+        BatchKind::CreateInvoice => create(
+            prefix,
+            CreateInvoiceBody {
+                invoice_id: item.invoice_id,
+                customer_id: required(prefix, "customer_id", item.customer_id)?,
+                currency: required(prefix, "currency", item.currency)?,
+                issue_date: required(prefix, "issue_date", item.issue_date)?,
+                due_date: required(prefix, "due_date", item.due_date)?,
+                lines: required(prefix, "lines", item.lines)?,
+                metadata: item.metadata.unwrap_or_default(),
+                idempotency_key: item.idempotency_key,
+            },
+        ),
+        BatchKind::IssueInvoice => issue(prefix, &required(prefix, "invoice_id", item.invoice_id)?, item.idempotency_key),
+        BatchKind::RecordPayment => {
+            let invoice_id = required(prefix, "invoice_id", item.invoice_id)?;
+            let body = PaymentBody {
+                amount: required(prefix, "amount", item.amount)?,
+                currency: required(prefix, "currency", item.currency)?,
+                method: required(prefix, "method", item.method)?,
+                external_reference: item.external_reference,
+                received_on: item.received_on,
+                idempotency_key: item.idempotency_key,
+            };
+            payment(prefix, &invoice_id, body, today)
+        }
+        BatchKind::VoidInvoice => void(prefix, &required(prefix, "invoice_id", item.invoice_id)?, item.reason, item.idempotency_key),
     }
 }
 
@@ -382,7 +453,7 @@ pub fn batch_item(prefix: &str, item: BatchItem, today: Date) -> Result<Valid, A
 pub fn assign_ids(tenant_id: &str, v: &mut Valid) -> String {
     let command_id = match &v.idempotency_key {
         Some(k) => ids::command_id_for_key(tenant_id, k),
-        None => uuid::Uuid::new_v4().to_string(),
+        None => ids::random_command_id(),
     };
     if let CommandPayload::CreateInvoice(c) = &mut v.payload {
         if c.invoice_id.is_empty() {
@@ -427,6 +498,22 @@ mod tests {
         assert_eq!(e.status, 400);
         let e = body(&OK.replace(r#""9.99""#, r#""1e3""#)).expect_err("exponent");
         assert_eq!(e.field.as_deref(), Some("lines[0].unit_price"));
+    }
+
+    #[test]
+    fn batch_items_are_checked_per_type() {
+        let today = Date::from_days(20_000);
+        let item = |json: &str| parse::<BatchItem>(json.as_bytes(), "commands[1].").and_then(|i| batch_item("commands[1].", i, today));
+        let e = item(r#"{"type":"issue_invoice"}"#).expect_err("no invoice");
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("commands[1].invoice_id")));
+        let e = item(r#"{"type":"issue_invoice","invoice_id":"i","amount":"1"}"#).expect_err("stray field");
+        assert_eq!(e.field.as_deref(), Some("commands[1].amount"));
+        let e = item(r#"{"type":"teleport","invoice_id":"i"}"#).expect_err("unknown type");
+        assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_json", Some("commands[1].type")));
+        let e = item(r#"{"type":"record_payment","invoice_id":"i","amount":"1","currency":"EUR","method":"card","colour":1}"#).expect_err("unknown field");
+        assert_eq!(e.status, 400);
+        assert!(item(r#"{"type":"void_invoice","invoice_id":"i","reason":"r"}"#).is_ok());
+        assert!(item(&format!(r#"{{"type":"create_invoice",{}"#, &OK[1..])).is_ok());
     }
 
     #[test]

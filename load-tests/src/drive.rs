@@ -3,7 +3,7 @@
 
 use crate::observe::id_hash;
 use crate::target::{TenantKey, Target};
-use crate::workload::Workload;
+use crate::workload::{Item, Workload, batch_body};
 use anyhow::{Result, anyhow};
 use billstream_ingest::request::{self, BatchItem};
 use billstream_schemas::topics::{COMMANDS, partition_key};
@@ -124,7 +124,7 @@ impl Driver {
         offered
     }
 
-    fn send(&self, tenant: usize, items: Vec<Value>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn send(&self, tenant: usize, items: Vec<Item>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (kind, client, base, sent) = (self.kind, self.client.clone(), self.base.clone(), self.sent.clone());
         let key = self.tenants[tenant].clone();
         let producer = self.producer.clone();
@@ -157,9 +157,22 @@ fn record_accepted(s: &mut Sent, tenant: usize, command_id: &str, invoice_id: Op
     }
 }
 
-async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
-    let creates: Vec<bool> = items.iter().map(|i| i["type"] == "create_invoice").collect();
-    let body = serde_json::to_vec(&serde_json::json!({"commands": items}))?;
+/// The parts of a batch response the harness reads.
+#[derive(serde::Deserialize)]
+struct BatchResponse {
+    results: Vec<BatchResult>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchResult {
+    status: String,
+    command_id: Option<String>,
+    invoice_id: Option<String>,
+}
+
+async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+    let creates: Vec<bool> = items.iter().map(|i| i.create).collect();
+    let body = batch_body(&items).into_bytes();
     let started = Instant::now();
     let (status, body) = loop {
         let resp = client
@@ -170,31 +183,35 @@ async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenan
             .send()
             .await?;
         let status = resp.status();
-        let body: Value = resp.json().await?;
-        if status.as_u16() == 503 && body["code"] == "backlog_full" {
-            sent.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
+        let bytes = resp.bytes().await?;
+        if status.as_u16() == 503 {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if v["code"] == "backlog_full" {
+                sent.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         }
-        break (status, body);
+        break (status, bytes);
     };
     let us = started.elapsed().as_micros() as u64;
     if !status.is_success() {
-        return Err(anyhow!("batch answered {status}: {body}"));
+        return Err(anyhow!("batch answered {status}: {}", String::from_utf8_lossy(&body)));
     }
-    let results = body["results"].as_array().ok_or_else(|| anyhow!("no results in {body}"))?;
+    let parsed: BatchResponse = serde_json::from_slice(&body)?;
     let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
-    for (r, is_create) in results.iter().zip(creates) {
-        match r["command_id"].as_str() {
-            Some(id) if r["status"] == "accepted" => record_accepted(&mut s, tenant, id, r["invoice_id"].as_str(), is_create, us),
+    for (r, is_create) in parsed.results.iter().zip(creates) {
+        match &r.command_id {
+            Some(id) if r.status == "accepted" => record_accepted(&mut s, tenant, id, r.invoice_id.as_deref(), is_create, us),
             _ => s.refused += 1,
         }
     }
     Ok(())
 }
 
-async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
-    for mut item in items {
+async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+    for item in items {
+        let mut item: Value = serde_json::from_str(&item.json)?;
         let kind = item["type"].as_str().unwrap_or_default().to_string();
         let invoice = item["invoice_id"].as_str().unwrap_or_default().to_string();
         let path = match kind.as_str() {
@@ -235,14 +252,13 @@ async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tena
 
 /// Turns batch items into framed Avro commands the way the gateway would; items the gateway
 /// would refuse come back as `None`.
-pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Value>) -> Vec<Option<(String, String, String, Vec<u8>)>> {
+pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Item>) -> Vec<Option<(String, String, String, Vec<u8>)>> {
     let today = Date::today_utc();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     items
         .into_iter()
         .map(|item| {
-            let bytes = serde_json::to_vec(&item).ok()?;
-            let parsed: BatchItem = request::parse(&bytes, "").ok()?;
+            let parsed: BatchItem = request::parse(item.json.as_bytes(), "").ok()?;
             let mut v = request::batch_item("", parsed, today).ok()?;
             let command_id = request::assign_ids(tenant_id, &mut v);
             let invoice_id = v.payload.invoice_id().to_string();
@@ -260,8 +276,8 @@ pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Value>)
         .collect()
 }
 
-async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantKey, tenant: usize, items: Vec<Value>, sent: &Mutex<Sent>) -> Result<()> {
-    let creates: Vec<bool> = items.iter().map(|i| i["type"] == "create_invoice").collect();
+async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+    let creates: Vec<bool> = items.iter().map(|i| i.create).collect();
     let encoded = encode_items(catalog, &key.tenant_id, items);
     let started = Instant::now();
     let mut futures = Vec::new();

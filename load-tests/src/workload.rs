@@ -8,7 +8,7 @@
 use billstream_schemas::Currency;
 use billstream_schemas::money::line_amounts;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 /// SplitMix64: small, seeded, reproducible.
 #[derive(Debug, Clone)]
@@ -75,6 +75,36 @@ pub struct Generated {
     pub invoices: u64,
 }
 
+/// One command of the workload: its JSON object (a batch item; every string in it is plain
+/// ASCII the generator made, so no escaping is needed) and whether it creates an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The batch item as JSON text.
+    pub json: String,
+    /// A `create_invoice` item.
+    pub create: bool,
+}
+
+impl Item {
+    fn new(create: bool, json: String) -> Self {
+        Item { json, create }
+    }
+}
+
+/// A `POST /v1/commands:batch` body of these items.
+pub fn batch_body(items: &[Item]) -> String {
+    let mut body = String::with_capacity(16 + items.iter().map(|i| i.json.len() + 1).sum::<usize>());
+    body.push_str("{\"commands\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&item.json);
+    }
+    body.push_str("]}");
+    body
+}
+
 /// The generator.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -107,7 +137,7 @@ impl Workload {
     }
 
     /// Commands for `tenant`, whole invoice lifecycles, about `size` items.
-    pub fn batch(&mut self, tenant: usize, size: usize) -> Vec<Value> {
+    pub fn batch(&mut self, tenant: usize, size: usize) -> Vec<Item> {
         let mut out = Vec::with_capacity(size + 8);
         while out.len() < size {
             self.lifecycle(tenant, &mut out);
@@ -116,7 +146,7 @@ impl Workload {
         out
     }
 
-    fn lifecycle(&mut self, tenant: usize, out: &mut Vec<Value>) {
+    fn lifecycle(&mut self, tenant: usize, out: &mut Vec<Item>) {
         let rng = &mut self.rng;
         let n = self.next_invoice;
         self.next_invoice += 1;
@@ -131,7 +161,7 @@ impl Workload {
         let due = format!("{year:04}-{:02}-{:02}", month + 1, 1 + rng.below(28));
         let invoice_id = format!("{}-{n}", self.config.run_id);
         let mut total = Decimal::ZERO;
-        let mut lines = Vec::new();
+        let mut lines = String::new();
         for _ in 0..=rng.below(10).min(9) {
             let quantity = Decimal::from(rng.below(20) + 1);
             let unit_price = currency.round(Decimal::new((rng.below(100_000) + 1) as i64, 2));
@@ -139,18 +169,25 @@ impl Workload {
             if let Ok(a) = line_amounts(currency, quantity, unit_price, tax_rate) {
                 total += a.net + a.tax;
             }
-            lines.push(json!({"description": "usage", "quantity": quantity.to_string(),
-                              "unit_price": unit_price.to_string(), "tax_rate": tax_rate.to_string()}));
+            if !lines.is_empty() {
+                lines.push(',');
+            }
+            let _ = write!(lines, r#"{{"description":"usage","quantity":"{quantity}","unit_price":"{unit_price}","tax_rate":"{tax_rate}"}}"#);
         }
-        out.push(json!({"type": "create_invoice", "invoice_id": invoice_id, "customer_id": format!("cust-{}", rng.below(10_000)),
-                        "currency": currency.code(), "issue_date": issue, "due_date": due, "lines": lines}));
+        out.push(Item::new(true, format!(
+            r#"{{"type":"create_invoice","invoice_id":"{invoice_id}","customer_id":"cust-{}","currency":"{}","issue_date":"{issue}","due_date":"{due}","lines":[{lines}]}}"#,
+            rng.below(10_000),
+            currency.code()
+        )));
         if !rng.chance(95) {
             return;
         }
-        out.push(json!({"type": "issue_invoice", "invoice_id": invoice_id}));
+        out.push(Item::new(false, format!(r#"{{"type":"issue_invoice","invoice_id":"{invoice_id}"}}"#)));
         let pay = |amount: Decimal, on: &str, k: u32| {
-            json!({"type": "record_payment", "invoice_id": invoice_id, "amount": amount.to_string(), "currency": currency.code(),
-                   "method": "bank_transfer", "received_on": on, "idempotency_key": format!("{invoice_id}-p{k}")})
+            Item::new(false, format!(
+                r#"{{"type":"record_payment","invoice_id":"{invoice_id}","amount":"{amount}","currency":"{}","method":"bank_transfer","received_on":"{on}","idempotency_key":"{invoice_id}-p{k}"}}"#,
+                currency.code()
+            ))
         };
         let mut paid = Decimal::ZERO;
         match rng.below(100) {
@@ -173,14 +210,16 @@ impl Workload {
             _ => {}
         }
         if paid > Decimal::ZERO && rng.chance(self.config.retry_pct) {
-            let again = out.last().cloned().unwrap_or(Value::Null);
-            out.push(again);
+            if let Some(again) = out.last().cloned() {
+                out.push(again);
+            }
             self.generated.retries += 1;
         }
         if rng.chance(self.config.invalid_pct) {
             if rng.chance(50) {
-                out.push(json!({"type": "record_payment", "invoice_id": invoice_id, "amount": "1.00", "currency": "EURO",
-                                "method": "card", "idempotency_key": format!("{invoice_id}-bad")}));
+                out.push(Item::new(false, format!(
+                    r#"{{"type":"record_payment","invoice_id":"{invoice_id}","amount":"1.00","currency":"EURO","method":"card","idempotency_key":"{invoice_id}-bad"}}"#
+                )));
                 self.generated.invalid_at_gateway += 1;
             } else {
                 out.push(pay(total - paid + Decimal::ONE, &issue, 9));
@@ -201,7 +240,11 @@ mod tests {
     #[test]
     fn seeded_and_skewed() {
         let (mut a, mut b) = (Workload::new(config()), Workload::new(config()));
-        assert_eq!(a.batch(0, 100), b.batch(0, 100), "same seed, same commands");
+        let items = a.batch(0, 100);
+        assert_eq!(items, b.batch(0, 100), "same seed, same commands");
+        let body: serde_json::Value = serde_json::from_str(&batch_body(&items)).expect("valid JSON");
+        assert_eq!(body["commands"].as_array().map(Vec::len), Some(items.len()));
+        assert_eq!(body["commands"][0]["type"], "create_invoice");
         let mut hits = vec![0u32; 50];
         for _ in 0..10_000 {
             hits[a.pick_tenant()] += 1;

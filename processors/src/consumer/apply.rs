@@ -89,6 +89,7 @@ struct Working {
     stored: Option<Invoice>,
     current: Option<Invoice>,
     bucket: u32,
+    changed: bool,
 }
 
 /// Applies batches. Keeps a cache of tenants (which never change once created).
@@ -166,7 +167,7 @@ impl Applier {
                     if !invoices.contains_key(&slot) {
                         let stored = self.store.get_invoice(&cmd.tenant_id, &invoice_id).await?;
                         let bucket = bucket_of(&invoice_id, tenant.buckets);
-                        invoices.insert(slot.clone(), Working { current: stored.clone(), stored, bucket });
+                        invoices.insert(slot.clone(), Working { current: stored.clone(), stored, bucket, changed: false });
                     }
                     let working = invoices.get_mut(&slot).ok_or_else(|| StoreError::Engine("overlay lost an entry".into()))?;
                     let decision = domain::decide(working.current.as_ref(), &cmd);
@@ -174,6 +175,7 @@ impl Applier {
                         Decision::Accepted { invoice, events } => match self.encode_events(&cmd, &key, &events) {
                             Ok(records) => {
                                 working.current = Some(invoice);
+                                working.changed = true;
                                 out.events.extend(records);
                                 self.audit(&cmd, &events, &mut out.mutations);
                                 self.record(&cmd, m, CommandState::Applied, &mut out);
@@ -278,10 +280,7 @@ impl Applier {
         let mut totals: HashMap<TotalsKey, Totals> = HashMap::new();
         let mut months: HashMap<MonthKey, Decimal> = HashMap::new();
         for w in invoices.into_values() {
-            let Some(current) = w.current else { continue };
-            if w.stored.as_ref() == Some(&current) {
-                continue;
-            }
+            let Some(current) = w.current.filter(|_| w.changed) else { continue };
             let stored = w.stored;
             let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket: w.bucket, currency: current.currency };
             if !totals.contains_key(&key) {

@@ -31,6 +31,29 @@ pub fn command_id_for_key(tenant_id: &str, idempotency_key: &str) -> String {
     derive("idempotency-key", &[tenant_id, idempotency_key])
 }
 
+/// A random (v4) command id for a request without an idempotency key. Uniqueness is all
+/// that is needed, not secrecy: a per-thread generator seeded once from the OS avoids a
+/// system call per command.
+pub fn random_command_id() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    let next = || {
+        STATE.with(|s| {
+            let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&next().to_le_bytes());
+    bytes[8..].copy_from_slice(&next().to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
 /// The invoice id of a create command whose caller did not choose one.
 pub fn invoice_id_for(command_id: &str) -> String {
     format!("inv_{}", derive("invoice", &[command_id]).replace('-', ""))
@@ -47,5 +70,8 @@ mod tests {
         assert_ne!(payment_id("c1"), event_id("c1", 0));
         assert_ne!(command_id_for_key("t1", "k"), command_id_for_key("t2", "k"));
         assert!(invoice_id_for("c").starts_with("inv_"));
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| random_command_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|i| Uuid::parse_str(i).map(|u| u.get_version_num()) == Ok(4)));
     }
 }
