@@ -94,6 +94,11 @@ struct Cli {
     /// query: lookups in flight.
     #[arg(long, default_value_t = 4)]
     query_concurrency: usize,
+    /// Pause sending while more accepted commands than this are unresolved (0: never). The
+    /// gateway holds back by itself; the kafka driver needs this with the embedded broker,
+    /// which drops what a lagging processor has not read.
+    #[arg(long, default_value_t = 20_000)]
+    max_backlog: u64,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -144,6 +149,7 @@ fn main() -> Result<()> {
         step: cli.step,
         max_p99: cli.max_p99,
         query_concurrency: cli.query_concurrency,
+        max_backlog: cli.max_backlog,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = runtime.block_on(scenario::run(opts))?;

@@ -75,6 +75,8 @@ pub struct Options {
     pub max_p99: Duration,
     /// `query`: lookups in flight.
     pub query_concurrency: usize,
+    /// Pause sending while more accepted commands than this are unresolved (0: never).
+    pub max_backlog: u64,
 }
 
 fn progress(label: &str, started: Instant, driver: &Driver, watcher: &Watcher) {
@@ -282,18 +284,19 @@ pub async fn run(opts: Options) -> Result<Report> {
         })
     };
 
+    let resolved = || watcher.resolved();
     let mut max_sustained = None;
     let mut query_hist: Option<Histogram<u64>> = None;
     let offered;
     let drive_secs;
     match opts.scenario {
         Scenario::Steady | Scenario::Raw => {
-            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency).await;
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
             drive_secs = started.elapsed().as_secs_f64();
         }
         Scenario::Query => {
             let q = tokio::spawn(query_load(target.base.clone(), target.tenants.iter().map(|t| t.api_key.clone()).collect(), driver.clone(), opts.query_concurrency, opts.duration));
-            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency).await;
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
             drive_secs = started.elapsed().as_secs_f64();
             query_hist = Some(q.await??);
         }
@@ -304,7 +307,7 @@ pub async fn run(opts: Options) -> Result<Report> {
                 let step_start = Instant::now();
                 let before = watcher.resolved();
                 let hist_before = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
-                total += driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency).await;
+                total += driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
                 let secs = step_start.elapsed().as_secs_f64();
                 let resolved = watcher.resolved() - before;
                 let backlog = {
