@@ -17,6 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// A producer configured as the gateway's is (acks=all, idempotent, murmur2 partitioner).
+pub fn producer(bootstrap: &str) -> Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?)
+}
+
 /// How commands are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriverKind {
@@ -69,16 +81,7 @@ impl Driver {
     /// A driver of `kind` for `target`.
     pub fn new(kind: DriverKind, target: &Target) -> Result<Self> {
         let producer = if kind == DriverKind::Kafka {
-            Some(
-                ClientConfig::new()
-                    .set("bootstrap.servers", &target.bootstrap)
-                    .set("acks", "all")
-                    .set("enable.idempotence", "true")
-                    .set("partitioner", "murmur2_random")
-                    .set("linger.ms", "2")
-                    .set("queue.buffering.max.messages", "1000000")
-                    .create()?,
-            )
+            Some(producer(&target.bootstrap)?)
         } else {
             None
         };

@@ -89,25 +89,34 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A consumer assigned every partition of `topic` at its current end: it sees only what is
+/// published from now on. No group membership (assigned, not subscribed), so no rebalance
+/// delay.
+pub fn consumer_at_end(bootstrap: &str, topic: &str) -> anyhow::Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "billstream-load")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("queued.min.messages", "200000")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().first().map(|t| t.partitions()).unwrap_or_default() {
+        let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
+    }
+    if tpl.count() == 0 {
+        anyhow::bail!("topic {topic} does not exist on {bootstrap}");
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
 impl Watcher {
     /// Starts watching `topic` from its current end.
     pub fn start(bootstrap: &str, topic: &str) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "billstream-load-watcher")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "5")
-            .create()?;
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics().first().map(|t| t.partitions()).unwrap_or_default() {
-            let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
-        }
-        if tpl.count() == 0 {
-            anyhow::bail!("topic {topic} has no partitions");
-        }
-        consumer.assign(&tpl)?;
+        let consumer = consumer_at_end(bootstrap, topic)?;
         let seen = Arc::new(Mutex::new(Seen {
             ids: HashSet::new(),
             latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,

@@ -1,17 +1,14 @@
 //! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
 
 use crate::drive::{Driver, DriverKind, encode_items};
-use crate::observe::Watcher;
+use crate::observe::{Watcher, consumer_at_end};
 use crate::report::Report;
 use crate::target::{self, RAW_TOPIC, Target};
 use crate::workload::{Workload, WorkloadConfig};
 use anyhow::{Result, bail};
 use billstream_schemas::SchemaCatalog;
 use hdrhistogram::Histogram;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -134,25 +131,9 @@ fn raw(target: &Target, opts: &Options) -> Result<f64> {
         }
     }
     messages.truncate(opts.raw_messages);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &target.bootstrap)
-        .set("group.id", "billstream-load-raw")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .set("queued.min.messages", "200000")
-        .create()?;
-    let md = consumer.fetch_metadata(Some(RAW_TOPIC), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics().first().map(|t| t.partitions()).unwrap_or_default() {
-        let (_, high) = consumer.fetch_watermarks(RAW_TOPIC, p.id(), Duration::from_secs(10))?;
-        tpl.add_partition_offset(RAW_TOPIC, p.id(), Offset::Offset(high))?;
-    }
-    if tpl.count() == 0 {
-        bail!("the raw topic {RAW_TOPIC} does not exist on {}", target.bootstrap);
-    }
+    let consumer = consumer_at_end(&target.bootstrap, RAW_TOPIC)?;
     // Consume while producing: the embedded broker keeps only 5 MiB per partition, so a
     // topic filled first and read later would lose its head.
-    consumer.assign(&tpl)?;
     let want = messages.len();
     let reader = std::thread::spawn(move || {
         let (mut got, mut bytes) = (0usize, 0usize);
@@ -166,14 +147,7 @@ fn raw(target: &Target, opts: &Options) -> Result<f64> {
         }
         (got, bytes, Instant::now())
     });
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &target.bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "2")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
+    let producer = crate::drive::producer(&target.bootstrap)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = Instant::now();
     rt.block_on(async {

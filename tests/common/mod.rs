@@ -70,8 +70,9 @@ pub fn invoice(id: &str, currency: &str, lines: &[(&str, &str, &str)]) -> Value 
     })
 }
 
-/// Reads every message of `topic` from the beginning until `want` arrived or `timeout`.
-pub fn consume(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
+/// A consumer assigned every partition of `topic` from the beginning (no group membership),
+/// and the partitions' current high watermarks.
+fn from_start(bootstrap: &str, topic: &str) -> (BaseConsumer, Vec<(i32, i64)>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
@@ -80,10 +81,19 @@ pub fn consume(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> 
         .expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     let mut tpl = TopicPartitionList::new();
+    let mut highs = Vec::new();
     for p in md.topics()[0].partitions() {
+        let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+        highs.push((p.id(), high));
         tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
+    (consumer, highs)
+}
+
+/// Reads every message of `topic` from the beginning until `want` arrived or `timeout`.
+pub fn consume(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let (consumer, _) = from_start(bootstrap, topic);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
@@ -96,23 +106,8 @@ pub fn consume(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> 
 
 /// Reads every message of `topic` up to its current end (the high watermarks when called).
 pub fn consume_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining = std::collections::HashMap::new();
-    for p in md.topics()[0].partitions() {
-        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
-        if high > low {
-            remaining.insert(p.id(), high);
-        }
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let (consumer, highs) = from_start(bootstrap, topic);
+    let mut remaining: std::collections::HashMap<i32, i64> = highs.into_iter().filter(|&(_, high)| high > 0).collect();
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while !remaining.is_empty() {
