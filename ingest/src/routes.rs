@@ -112,19 +112,7 @@ fn prepare(gw: &Gateway, t: &Tenant, mut v: Valid, corr: &str, issued_at_ms: i64
 
 /// Refuses a write of `bytes` while the processors are too far behind.
 fn admit(gw: &Gateway, bytes: u64) -> Result<(), ApiError> {
-    match &gw.backlog {
-        // A request alone larger than the limit still goes through when nothing is behind.
-        Some(b) if b.behind() > 0 && b.behind() + bytes > b.max_bytes => Err(ApiError::new(
-            503,
-            "backlog_full",
-            format!(
-                "the processors are {} bytes behind (limit {}); retry in a moment",
-                b.behind(),
-                b.max_bytes
-            ),
-        )),
-        _ => Ok(()),
-    }
+    gw.backlog.as_ref().map_or(Ok(()), |b| b.admit(bytes))
 }
 
 fn record_produced(gw: &Gateway, bytes: u64) {

@@ -58,6 +58,41 @@ impl Backlog {
     pub fn behind(&self) -> u64 {
         self.produced.load(std::sync::atomic::Ordering::Relaxed).saturating_sub((self.consumed)())
     }
+
+    /// Whether a write of `bytes` may go to the broker now. A request larger than the limit
+    /// on its own still goes through when nothing is behind.
+    pub fn admit(&self, bytes: u64) -> Result<(), crate::error::ApiError> {
+        let behind = self.behind();
+        if behind > 0 && behind + bytes > self.max_bytes {
+            return Err(crate::error::ApiError::new(
+                503,
+                "backlog_full",
+                format!("the processors are {behind} bytes behind (limit {}); retry in a moment", self.max_bytes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backlog;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn holds_writes_back_while_the_processors_are_behind() {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let seen = consumed.clone();
+        let b = Backlog { produced: AtomicU64::new(0), consumed: Box::new(move || seen.load(Ordering::Relaxed)), max_bytes: 1000 };
+        assert!(b.admit(5000).is_ok(), "nothing behind: even a large request goes");
+        b.produced.fetch_add(900, Ordering::Relaxed);
+        assert!(b.admit(100).is_ok());
+        let e = b.admit(101).expect_err("over the limit");
+        assert_eq!((e.status, e.code.as_str()), (503, "backlog_full"));
+        consumed.store(900, Ordering::Relaxed);
+        assert!(b.admit(1000).is_ok(), "caught up");
+    }
 }
 
 /// The full router: `/v1`, health, metrics, OpenAPI.
