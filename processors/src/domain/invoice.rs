@@ -491,4 +491,48 @@ mod tests {
         assert_eq!(rejected(decide(Some(&inv), &payment("p", "1"))), "invoice_voided");
         assert_eq!(rejected(decide(Some(&inv), &v)), "invalid_state");
     }
+
+    /// Random command sequences against one invoice (seeded, 2,000 runs): whatever happens,
+    /// the paid amount equals the sum of payments, never exceeds the total, the balance is
+    /// never negative, and "paid" means exactly "issued with nothing left to pay".
+    #[test]
+    fn no_sequence_breaks_the_money_invariants() {
+        let mut state: u64 = 0x5eed;
+        let mut next = |n: u64| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        };
+        for run in 0..2000 {
+            let mut inv: Option<Invoice> = None;
+            for step in 0..12 {
+                let id = format!("r{run}-s{step}");
+                let amount = Decimal::new(next(3000) as i64 + 1, 2);
+                let payload = match next(6) {
+                    0 => create_cmd().payload,
+                    1 => CommandPayload::IssueInvoice { invoice_id: "i1".into() },
+                    2 => CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: None },
+                    _ => {
+                        let CommandPayload::RecordPayment(mut p) = payment(&id, "1").payload else { unreachable!() };
+                        p.amount = amount;
+                        CommandPayload::RecordPayment(p)
+                    }
+                };
+                if let Decision::Accepted { invoice, .. } = decide(inv.as_ref(), &cmd(&id, payload)) {
+                    inv = Some(invoice);
+                }
+                if let Some(i) = &inv {
+                    let sum: Decimal = i.payments.iter().map(|p| p.amount).sum();
+                    assert_eq!(sum, i.amount_paid, "run {run}");
+                    assert!(i.amount_paid <= i.total && i.balance_due() >= Decimal::ZERO, "run {run}: {i:?}");
+                    assert_eq!(i.status == InvoiceStatus::Paid, i.balance_due().is_zero() && i.status != InvoiceStatus::Void && i.status != InvoiceStatus::Draft, "run {run}: {i:?}");
+                    assert!(i.status != InvoiceStatus::Void || i.payments.is_empty(), "run {run}: a void invoice has no payments");
+                    let ids: std::collections::HashSet<_> = i.payments.iter().map(|p| &p.payment_id).collect();
+                    assert_eq!(ids.len(), i.payments.len(), "run {run}: no payment twice");
+                }
+            }
+        }
+    }
 }
