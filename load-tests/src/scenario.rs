@@ -1,7 +1,7 @@
 //! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
 
-use crate::drive::{Driver, DriverKind, encode_items};
-use crate::observe::{Watcher, consumer_at_end};
+use crate::drive::{Driver, DriverKind, Sent, encode_items};
+use crate::observe::{Seen, Watcher, consumer_at_end};
 use crate::report::Report;
 use crate::target::{self, RAW_TOPIC, Target};
 use crate::workload::{Workload, WorkloadConfig};
@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Which measurement.
@@ -76,11 +76,12 @@ pub struct Options {
     pub max_backlog: u64,
 }
 
-fn progress(label: &str, started: Instant, driver: &Driver, watcher: &Watcher) {
-    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
-    let resolved = watcher.resolved();
+/// One line of live progress.
+fn progress(started: Instant, sent: &Mutex<Sent>, seen: &Mutex<Seen>) {
+    let resolved = seen.lock().unwrap_or_else(|p| p.into_inner()).ids.len() as u64;
+    let s = sent.lock().unwrap_or_else(|p| p.into_inner());
     eprintln!(
-        "  [{label} {:>5.1} s] accepted {} refused {} resolved {} backlog {}",
+        "  [{:>5.1} s] accepted {} refused {} resolved {} backlog {}",
         started.elapsed().as_secs_f64(),
         s.accepted.len(),
         s.refused,
@@ -91,11 +92,10 @@ fn progress(label: &str, started: Instant, driver: &Driver, watcher: &Watcher) {
 
 /// Waits until every accepted command was seen resolved, or the timeout. Returns when the
 /// last one was seen.
-async fn settle(driver: &Driver, watcher: &Watcher, timeout: Duration, started: Instant) -> Instant {
+async fn settle(driver: &Driver, watcher: &Watcher, timeout: Duration) -> Instant {
     let deadline = Instant::now() + timeout;
     let mut last_count = watcher.resolved();
     let mut last_change = Instant::now();
-    let mut last_print = Instant::now();
     loop {
         let missing = {
             let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,10 +108,6 @@ async fn settle(driver: &Driver, watcher: &Watcher, timeout: Duration, started: 
         }
         if missing == 0 || Instant::now() > deadline {
             return last_change;
-        }
-        if last_print.elapsed() > Duration::from_secs(1) {
-            progress("settle", started, driver, watcher);
-            last_print = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -244,16 +240,7 @@ pub async fn run(opts: Options) -> Result<Report> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let s = d.sent.lock().unwrap_or_else(|p| p.into_inner());
-                let resolved = w_seen.lock().unwrap_or_else(|p| p.into_inner()).ids.len() as u64;
-                eprintln!(
-                    "  [{:>5.1} s] accepted {} refused {} resolved {} backlog {}",
-                    started.elapsed().as_secs_f64(),
-                    s.accepted.len(),
-                    s.refused,
-                    resolved,
-                    (s.accepted.len() as u64).saturating_sub(resolved)
-                );
+                progress(started, &d.sent, &w_seen);
             }
         })
     };
@@ -304,7 +291,7 @@ pub async fn run(opts: Options) -> Result<Report> {
             drive_secs = started.elapsed().as_secs_f64();
         }
     }
-    let last_resolution = settle(&driver, &watcher, opts.settle_timeout, started).await;
+    let last_resolution = settle(&driver, &watcher, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
 
