@@ -6,12 +6,11 @@ mod common;
 use billstream::broker::EmbeddedBroker;
 use billstream_schemas::command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
 use billstream_schemas::{Event, SchemaCatalog};
-use common::consume_to_end;
+use common::{Api, consume_to_end};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
-use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -154,18 +153,10 @@ async fn a_killed_processor_replays_without_applying_anything_twice() {
 
     // Second run on the same store and broker: finish the stream.
     let (mut second, base) = up(dir.path(), broker.bootstrap());
-    let client = ::reqwest::Client::new();
+    let api = Api::at(&base, &key);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let v: Value = client
-            .get(format!("{base}/v1/summary?as_of=2026-11-15"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .expect("summary")
-            .json()
-            .await
-            .expect("json");
+        let (_, v) = api.get("/v1/summary?as_of=2026-11-15").await;
         let paid = v["currencies"][0]["paid_this_month"].as_str().unwrap_or("0").parse::<Decimal>().expect("decimal");
         if paid >= Decimal::from(INVOICES * PAYMENTS_EACH) {
             let outstanding: Decimal = v["currencies"][0]["outstanding"].as_str().unwrap_or("").parse().expect("decimal");
@@ -177,15 +168,7 @@ async fn a_killed_processor_replays_without_applying_anything_twice() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for i in (0..INVOICES).step_by(17) {
-        let inv: Value = client
-            .get(format!("{base}/v1/invoices/C-{i}"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .expect("invoice")
-            .json()
-            .await
-            .expect("json");
+        let (_, inv) = api.get(&format!("/v1/invoices/C-{i}")).await;
         assert_eq!(inv["amount_paid"], "25.00", "{inv}");
         assert_eq!(inv["payments"].as_array().map(Vec::len), Some(PAYMENTS_EACH));
     }

@@ -455,11 +455,10 @@ pub fn assign_ids(tenant_id: &str, v: &mut Valid) -> String {
         Some(k) => ids::command_id_for_key(tenant_id, k),
         None => ids::random_command_id(),
     };
-    if let CommandPayload::CreateInvoice(c) = &mut v.payload {
-        if c.invoice_id.is_empty() {
+    if let CommandPayload::CreateInvoice(c) = &mut v.payload
+        && c.invoice_id.is_empty() {
             c.invoice_id = ids::invoice_id_for(&command_id);
         }
-    }
     command_id
 }
 

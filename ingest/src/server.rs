@@ -74,27 +74,6 @@ impl Backlog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Backlog;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    #[test]
-    fn holds_writes_back_while_the_processors_are_behind() {
-        let consumed = Arc::new(AtomicU64::new(0));
-        let seen = consumed.clone();
-        let b = Backlog { produced: AtomicU64::new(0), consumed: Box::new(move || seen.load(Ordering::Relaxed)), max_bytes: 1000 };
-        assert!(b.admit(5000).is_ok(), "nothing behind: even a large request goes");
-        b.produced.fetch_add(900, Ordering::Relaxed);
-        assert!(b.admit(100).is_ok());
-        let e = b.admit(101).expect_err("over the limit");
-        assert_eq!((e.status, e.code.as_str()), (503, "backlog_full"));
-        consumed.store(900, Ordering::Relaxed);
-        assert!(b.admit(1000).is_ok(), "caught up");
-    }
-}
-
 /// The full router: `/v1`, health, metrics, OpenAPI.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
@@ -130,4 +109,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(gw)).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backlog;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn holds_writes_back_while_the_processors_are_behind() {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let seen = consumed.clone();
+        let b = Backlog { produced: AtomicU64::new(0), consumed: Box::new(move || seen.load(Ordering::Relaxed)), max_bytes: 1000 };
+        assert!(b.admit(5000).is_ok(), "nothing behind: even a large request goes");
+        b.produced.fetch_add(900, Ordering::Relaxed);
+        assert!(b.admit(100).is_ok());
+        let e = b.admit(101).expect_err("over the limit");
+        assert_eq!((e.status, e.code.as_str()), (503, "backlog_full"));
+        consumed.store(900, Ordering::Relaxed);
+        assert!(b.admit(1000).is_ok(), "caught up");
+    }
 }

@@ -175,11 +175,10 @@ fn record_accepted(s: &mut Sent, tenant: usize, command_id: &str, invoice_id: Op
     s.accepted.insert(id_hash(command_id.as_bytes()));
     s.accepted_items += 1;
     let _ = s.ack_us.record(latency_us.max(1));
-    if is_create && s.invoices.len() < 200_000 {
-        if let Some(i) = invoice_id {
+    if is_create && s.invoices.len() < 200_000
+        && let Some(i) = invoice_id {
             s.invoices.push((tenant, i.to_string()));
         }
-    }
 }
 
 /// The parts of a batch response the harness reads.
@@ -275,9 +274,21 @@ async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tena
     Ok(())
 }
 
+/// A batch item as the gateway would publish it.
+pub struct Encoded {
+    /// Kafka key.
+    pub key: String,
+    /// Command id.
+    pub command_id: String,
+    /// Invoice id.
+    pub invoice_id: String,
+    /// Confluent-framed Avro.
+    pub bytes: Vec<u8>,
+}
+
 /// Turns batch items into framed Avro commands the way the gateway would; items the gateway
 /// would refuse come back as `None`.
-pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Item>) -> Vec<Option<(String, String, String, Vec<u8>)>> {
+pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Item>) -> Vec<Option<Encoded>> {
     let today = Date::today_utc();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     items
@@ -296,7 +307,7 @@ pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Item>) 
                 payload: v.payload,
             };
             let framed = catalog.encode_command(&envelope).ok()?;
-            Some((partition_key(tenant_id, 1, &invoice_id), command_id, invoice_id, framed))
+            Some(Encoded { key: partition_key(tenant_id, 1, &invoice_id), command_id, invoice_id, bytes: framed })
         })
         .collect()
 }
@@ -309,10 +320,10 @@ async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantK
     let mut refused = 0;
     for (e, is_create) in encoded.into_iter().zip(creates) {
         match e {
-            Some((k, command_id, invoice_id, bytes)) => {
+            Some(e) => {
                 futures.push(async move {
-                    let r = producer.send(FutureRecord::to(COMMANDS).key(&k).payload(&bytes), Duration::from_secs(30)).await;
-                    (r, command_id, invoice_id, is_create)
+                    let r = producer.send(FutureRecord::to(COMMANDS).key(&e.key).payload(&e.bytes), Duration::from_secs(30)).await;
+                    (r, e.command_id, e.invoice_id, is_create)
                 });
             }
             None => refused += 1,

@@ -122,8 +122,8 @@ fn raw(target: &Target, opts: &Options) -> Result<f64> {
     while messages.len() < opts.raw_messages {
         let t = w.pick_tenant() % target.tenants.len();
         let items = w.batch(t, opts.batch.max(1));
-        for (key, _, _, bytes) in encode_items(&catalog, &target.tenants[t].tenant_id, items).into_iter().flatten() {
-            messages.push((key, bytes));
+        for e in encode_items(&catalog, &target.tenants[t].tenant_id, items).into_iter().flatten() {
+            messages.push((e.key, e.bytes));
         }
     }
     messages.truncate(opts.raw_messages);
@@ -175,11 +175,10 @@ async fn warm_up(target: &Target) -> Result<()> {
             .json(&body)
             .send()
             .await;
-        if let Ok(r) = r {
-            if r.status().as_u16() == 200 {
+        if let Ok(r) = r
+            && r.status().as_u16() == 200 {
                 return Ok(());
             }
-        }
         if Instant::now() > deadline {
             bail!("the pipeline at {} did not apply a warm-up command within 90 s", target.base);
         }

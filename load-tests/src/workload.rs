@@ -245,7 +245,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&batch_body(&items)).expect("valid JSON");
         assert_eq!(body["commands"].as_array().map(Vec::len), Some(items.len()));
         assert_eq!(body["commands"][0]["type"], "create_invoice");
-        let mut hits = vec![0u32; 50];
+        let mut hits = [0u32; 50];
         for _ in 0..10_000 {
             hits[a.pick_tenant()] += 1;
         }

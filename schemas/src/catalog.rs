@@ -279,13 +279,12 @@ impl SchemaCatalog {
             Envelope::Command => "payload",
             Envelope::Event => "event",
         };
-        if let Value::Record(fields) = &mut value {
-            if let Some((_, Value::Union(i, _))) = fields.iter_mut().find(|(k, _)| k == field) {
+        if let Value::Record(fields) = &mut value
+            && let Some((_, Value::Union(i, _))) = fields.iter_mut().find(|(k, _)| k == field) {
                 *i = known.branches.get(*i as usize).copied().flatten().ok_or_else(|| {
                     SchemaError::field(field, format!("branch {i} of the writer's schema is not a type this release knows"))
                 })?;
             }
-        }
         Ok(value)
     }
 

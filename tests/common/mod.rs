@@ -37,7 +37,12 @@ pub struct Api {
 
 impl Api {
     pub fn new(p: &Pipeline, key: &str) -> Self {
-        Api { client: reqwest::Client::new(), base: format!("http://{}", p.http_addr), key: key.to_string() }
+        Self::at(&format!("http://{}", p.http_addr), key)
+    }
+
+    /// A client for a gateway at `base` (e.g. one in another process).
+    pub fn at(base: &str, key: &str) -> Self {
+        Api { client: reqwest::Client::new(), base: base.to_string(), key: key.to_string() }
     }
 
     pub async fn post(&self, path: &str, body: Value, idempotency_key: Option<&str>) -> (u16, Value) {
