@@ -6,7 +6,7 @@
 
 use crate::domain::{self, Decision, Invoice, InvoiceStatus, Rejection, ids};
 use crate::store::{
-    AuditEntry, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
+    AuditEntry, AuditEvent, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
 };
 use crate::StoreError;
 use billstream_schemas::topics::{self, bucket_of};
@@ -254,24 +254,26 @@ impl Applier {
     }
 
     fn audit(&self, cmd: &CommandEnvelope, events: &[Event], mutations: &mut Vec<Mutation>) {
-        let day = Date::from_unix_millis(cmd.issued_at_ms);
-        for (seq, e) in events.iter().enumerate() {
-            let detail = match e {
-                Event::InvoiceCreated { total, currency, .. } => format!("total {total} {currency}"),
-                Event::PaymentApplied { amount, currency, .. } => format!("payment {amount} {currency}"),
-                Event::CommandRejected { code, .. } => code.clone(),
-                _ => String::new(),
-            };
-            mutations.push(Mutation::Audit(AuditEntry {
-                tenant_id: cmd.tenant_id.clone(),
-                day,
-                command_id: cmd.command_id.clone(),
-                seq: seq as u32,
+        let events = events
+            .iter()
+            .map(|e| AuditEvent {
                 kind: e.type_name().into(),
-                invoice_id: cmd.payload.invoice_id().into(),
-                detail,
-            }));
-        }
+                detail: match e {
+                    Event::InvoiceCreated { total, currency, .. } => format!("total {total} {currency}"),
+                    Event::PaymentApplied { amount, currency, .. } => format!("payment {amount} {currency}"),
+                    Event::CommandRejected { code, .. } => code.clone(),
+                    _ => String::new(),
+                },
+            })
+            .collect();
+        mutations.push(Mutation::Audit(AuditEntry {
+            tenant_id: cmd.tenant_id.clone(),
+            day: Date::from_unix_millis(cmd.issued_at_ms),
+            issued_at_ms: cmd.issued_at_ms,
+            command_id: cmd.command_id.clone(),
+            invoice_id: cmd.payload.invoice_id().into(),
+            events,
+        }));
     }
 
     /// Turns every changed invoice into its mutations: the invoice, its open-by-due row, and

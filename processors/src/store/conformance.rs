@@ -3,7 +3,7 @@
 //!
 //! Each check uses its own tenant id, so the suite can run against a shared, non-empty store.
 
-use super::{AuditEntry, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey};
+use super::{AuditEntry, AuditEvent, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey};
 use crate::StoreError;
 use crate::domain::{Invoice, InvoiceStatus};
 use billstream_schemas::Date;
@@ -155,14 +155,16 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
     let due = |days| Date::from_days(days);
     let item = |id: &str, days| OpenItem { tenant_id: t.clone(), due_date: due(days), invoice_id: id.into(), currency: eur, balance_due: d("1") };
     let day = Date::from_days(20_000);
-    let audit = |seq| AuditEntry {
+    let audit = |ms: i64, command: &str| AuditEntry {
         tenant_id: t.clone(),
         day,
-        command_id: "c".into(),
-        seq,
-        kind: "invoice_created".into(),
+        issued_at_ms: i64::from(day.days()) * 86_400_000 + ms,
+        command_id: command.into(),
         invoice_id: "i".into(),
-        detail: String::new(),
+        events: vec![
+            AuditEvent { kind: "invoice_created".into(), detail: "total 1.00 EUR".into() },
+            AuditEvent { kind: "invoice_issued".into(), detail: String::new() },
+        ],
     };
     store
         .apply(&[
@@ -172,8 +174,9 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
             Mutation::PutOpenItem(item("a", 100)),
             Mutation::PutOpenItem(item("b", 200)),
             Mutation::PutOpenItem(item("c", 300)),
-            Mutation::Audit(audit(1)),
-            Mutation::Audit(audit(0)),
+            Mutation::Audit(audit(5, "a-later")),
+            Mutation::Audit(audit(1, "z-earlier")),
+            Mutation::Audit(AuditEntry { day: Date::from_days(20_001), issued_at_ms: audit(0, "x").issued_at_ms + 86_400_000, ..audit(0, "next-day") }),
         ])
         .await
         .expect("write");
@@ -190,5 +193,6 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
         .expect("write");
     assert_eq!(store.open_items_due_before(&t, due(1000)).await.expect("read").len(), 2);
     let log = store.audit(&t, day).await.expect("read");
-    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(log.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>(), ["z-earlier", "a-later"], "issue order, one day");
+    assert_eq!(log[0], audit(1, "z-earlier"), "read back whole");
 }

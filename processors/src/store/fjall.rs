@@ -5,7 +5,7 @@
 
 use super::keys::{Key, KeyReader, decode, encode, hex, unhex};
 use super::{
-    AuditEntry, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
+    AuditEntry, AuditEvent, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
 };
 use crate::StoreError;
 use crate::domain::{Invoice, InvoiceStatus};
@@ -13,6 +13,7 @@ use billstream_schemas::Date;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -59,6 +60,17 @@ impl std::fmt::Debug for FjallStore {
 
 fn engine(e: fjall::Error) -> StoreError {
     StoreError::Engine(e.to_string())
+}
+
+/// An audit row as stored: what the key does not already say.
+#[derive(Serialize, Deserialize)]
+struct StoredAudit<'a> {
+    invoice_id: Cow<'a, str>,
+    events: Cow<'a, [AuditEvent]>,
+}
+
+fn audit_key(tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Vec<u8> {
+    Key::new().s(tenant).i32(day.days()).i64(issued_at_ms).s(command_id).done()
 }
 
 /// Where an invoice lives: its partition (year, bucket).
@@ -111,7 +123,8 @@ impl FjallStore {
             totals: ks("tenant_totals")?,
             month_paid: ks("tenant_month_paid")?,
             commands: ks("commands")?,
-            audit: ks("audit")?,
+            // One row per command since 0.1 (was one per event, under "audit").
+            audit: ks("audit_log")?,
             offsets: ks("offsets")?,
             tenants: ks("tenants")?,
             api_keys: ks("api_keys")?,
@@ -183,8 +196,8 @@ impl HotStore for FjallStore {
                     b.insert(&self.commands, Key::new().s(tenant_id).s(command_id).done(), encode(status));
                 }
                 Mutation::Audit(e) => {
-                    let key = Key::new().s(&e.tenant_id).i32(e.day.days()).s(&e.command_id).u32(e.seq).done();
-                    b.insert(&self.audit, key, encode(e));
+                    let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
+                    b.insert(&self.audit, audit_key(&e.tenant_id, e.day, e.issued_at_ms, &e.command_id), encode(&row));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
                     let key = Key::new().s(cluster_id).s(topic).i32(*partition).done();
@@ -334,10 +347,23 @@ impl HotStore for FjallStore {
 
     async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError> {
         let prefix = Key::new().s(tenant_id).i32(day.days()).done();
-        self.scan(&self.audit, &prefix, None, usize::MAX)?
-            .into_iter()
-            .map(|(_, v)| decode("audit", &v))
-            .collect()
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
+            let mut r = KeyReader(&k[prefix.len()..]);
+            let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.s()) else {
+                return Err(corrupt_key("audit"));
+            };
+            let row: StoredAudit<'static> = decode("audit", &v)?;
+            out.push(AuditEntry {
+                tenant_id: tenant_id.to_string(),
+                day,
+                issued_at_ms,
+                command_id: command_id.to_string(),
+                invoice_id: row.invoice_id.into_owned(),
+                events: row.events.into_owned(),
+            });
+        }
+        Ok(out)
     }
 }
 

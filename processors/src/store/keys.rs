@@ -31,6 +31,10 @@ impl Key {
         self.0.extend_from_slice(&((v as u32) ^ 0x8000_0000).to_be_bytes());
         self
     }
+    pub(crate) fn i64(mut self, v: i64) -> Self {
+        self.0.extend_from_slice(&((v as u64) ^ 0x8000_0000_0000_0000).to_be_bytes());
+        self
+    }
     pub(crate) fn done(self) -> Vec<u8> {
         self.0
     }
@@ -53,6 +57,11 @@ impl<'a> KeyReader<'a> {
     }
     pub(crate) fn i32(&mut self) -> Option<i32> {
         self.u32().map(|v| (v ^ 0x8000_0000) as i32)
+    }
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        let (head, tail) = self.0.split_first_chunk::<8>()?;
+        self.0 = tail;
+        Some((u64::from_be_bytes(*head) ^ 0x8000_0000_0000_0000) as i64)
     }
 }
 
@@ -94,12 +103,13 @@ mod tests {
 
     #[test]
     fn keys_sort_like_their_parts() {
-        let a = Key::new().s("t").i32(-5).u32(2).done();
-        let b = Key::new().s("t").i32(3).u32(1).done();
-        let c = Key::new().s("t").i32(3).u32(2).done();
-        assert!(a < b && b < c);
+        let a = Key::new().s("t").i32(-5).u32(2).i64(7).done();
+        let b = Key::new().s("t").i32(3).u32(1).i64(-1).done();
+        let c = Key::new().s("t").i32(3).u32(2).i64(-9).done();
+        let d = Key::new().s("t").i32(3).u32(2).i64(1).done();
+        assert!(a < b && b < c && c < d);
         let mut r = KeyReader(&a);
-        assert_eq!((r.s(), r.i32(), r.u32()), (Some("t"), Some(-5), Some(2)));
+        assert_eq!((r.s(), r.i32(), r.u32(), r.i64()), (Some("t"), Some(-5), Some(2), Some(7)));
         assert_eq!(unhex(&hex(&a)), Some(a));
     }
 }

@@ -8,7 +8,7 @@
 //! - `tenant_totals` (tenant, bucket, currency) and `tenant_month_paid` (tenant, month,
 //!   bucket, currency): one writer per bucket, summed at query time.
 //! - `commands` (tenant, command id) → outcome: de-duplication and `GET /v1/commands/{id}`.
-//! - `audit` (tenant, day, command, seq): what happened, in order.
+//! - `audit` (tenant, day, issued_at, command): one row per command, what happened, in order.
 //! - `offsets` (cluster, topic, partition) → next offset, written in the same batch as the
 //!   state it covers.
 //! - `tenants` and `api_keys` (sha-256 of the key → tenant).
@@ -121,21 +121,28 @@ pub struct OpenItem {
     pub balance_due: Decimal,
 }
 
-/// One audit-log line.
+/// One command's line in the audit log: what it did (or why it was refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Tenant.
     pub tenant_id: String,
     /// Day of the command's issued_at.
     pub day: Date,
+    /// The command's issued_at (Unix ms): the log's order within a day.
+    pub issued_at_ms: i64,
     /// The command.
     pub command_id: String,
-    /// Position among the command's events.
-    pub seq: u32,
-    /// Event type or `command_rejected`.
-    pub kind: String,
     /// Invoice concerned.
     pub invoice_id: String,
+    /// What happened, in order: the events it emitted, or its rejection.
+    pub events: Vec<AuditEvent>,
+}
+
+/// One event of an [`AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Event type or `command_rejected`.
+    pub kind: String,
     /// Short human-readable detail.
     pub detail: String,
 }
@@ -176,7 +183,7 @@ pub enum Mutation {
         /// Outcome.
         status: CommandStatus,
     },
-    /// Append an audit line.
+    /// Append a command's audit line.
     Audit(AuditEntry),
     /// The next offset to read for a partition.
     SetOffset {
@@ -239,6 +246,6 @@ pub trait HotStore: Send + Sync + std::fmt::Debug {
     async fn month_paid(&self, tenant_id: &str, year_month: u32) -> Result<Vec<(MonthKey, Decimal)>, StoreError>;
     /// Open invoices due strictly before `before`, oldest first.
     async fn open_items_due_before(&self, tenant_id: &str, before: Date) -> Result<Vec<OpenItem>, StoreError>;
-    /// The audit log of one tenant and day, in order.
+    /// The audit log of one tenant and day, in issue order (ties by command id).
     async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError>;
 }
