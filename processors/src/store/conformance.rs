@@ -192,6 +192,19 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
         .await
         .expect("write");
     assert_eq!(store.open_items_due_before(&t, due(1000)).await.expect("read").len(), 2);
+    // Within one batch the last write of a row wins: a partial payment removes and re-puts
+    // the open item of an invoice whose due date did not move; a full one only removes it.
+    let smaller = OpenItem { balance_due: d("0.25"), ..item("b", 200) };
+    store
+        .apply(&[
+            Mutation::RemoveOpenItem { tenant_id: t.clone(), due_date: due(200), invoice_id: "b".into() },
+            Mutation::PutOpenItem(smaller.clone()),
+            Mutation::PutOpenItem(item("c", 300)),
+            Mutation::RemoveOpenItem { tenant_id: t.clone(), due_date: due(300), invoice_id: "c".into() },
+        ])
+        .await
+        .expect("write");
+    assert_eq!(store.open_items_due_before(&t, due(1000)).await.expect("read"), vec![smaller]);
     let log = store.audit(&t, day).await.expect("read");
     assert_eq!(log.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>(), ["z-earlier", "a-later"], "issue order, one day");
     assert_eq!(log[0], audit(1, "z-earlier"), "read back whole");

@@ -164,45 +164,70 @@ impl FjallStore {
 #[async_trait::async_trait]
 impl HotStore for FjallStore {
     async fn apply(&self, batch: &[Mutation]) -> Result<(), StoreError> {
-        let mut b = self.db.batch();
-        if self.sync_commits {
-            b = b.durability(Some(PersistMode::SyncData));
-        }
+        // Writes are collected, then inserted in key order: consecutive memtable (skiplist)
+        // inserts then walk the same path, mostly in cache. The sort is stable, so a row
+        // removed and re-inserted in one batch (an open item whose due date did not move)
+        // keeps its last write.
+        let (inv, loc, status, open, totals, month, cmds, audit, offsets) = (0, 1, 2, 3, 4, 5, 6, 7, 8);
+        let mut ops: Vec<(u8, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(batch.len() * 2);
         for m in batch {
             match m {
                 Mutation::PutInvoice { invoice, bucket, previous_status } => {
                     let (t, id, year, bucket, previous_status) =
                         (&invoice.tenant_id, &invoice.invoice_id, invoice.year(), *bucket, *previous_status);
                     if let Some(prev) = previous_status.filter(|p| *p != invoice.status) {
-                        b.remove(&self.by_status, status_key(t, prev, year, bucket, id));
+                        ops.push((status, status_key(t, prev, year, bucket, id), None));
                     }
                     if previous_status != Some(invoice.status) {
-                        b.insert(&self.by_status, status_key(t, invoice.status, year, bucket, id), []);
+                        ops.push((status, status_key(t, invoice.status, year, bucket, id), Some(Vec::new())));
                     }
                     if previous_status.is_none() {
-                        b.insert(&self.locator, Key::new().s(t).s(id).done(), encode(&Location { year, bucket }));
+                        ops.push((loc, Key::new().s(t).s(id).done(), Some(encode(&Location { year, bucket }))));
                     }
-                    b.insert(&self.invoices, invoice_key(t, year, bucket, id), encode(invoice));
+                    ops.push((inv, invoice_key(t, year, bucket, id), Some(encode(invoice))));
                 }
                 Mutation::PutOpenItem(item) => {
-                    b.insert(&self.open_by_due, open_key(&item.tenant_id, item.due_date, &item.invoice_id), encode(item));
+                    ops.push((open, open_key(&item.tenant_id, item.due_date, &item.invoice_id), Some(encode(item))));
                 }
                 Mutation::RemoveOpenItem { tenant_id, due_date, invoice_id } => {
-                    b.remove(&self.open_by_due, open_key(tenant_id, *due_date, invoice_id));
+                    ops.push((open, open_key(tenant_id, *due_date, invoice_id), None));
                 }
-                Mutation::PutTotals(k, v) => b.insert(&self.totals, totals_key(k), encode(v)),
-                Mutation::PutMonthPaid(k, v) => b.insert(&self.month_paid, month_key(k), encode(v)),
+                Mutation::PutTotals(k, v) => ops.push((totals, totals_key(k), Some(encode(v)))),
+                Mutation::PutMonthPaid(k, v) => ops.push((month, month_key(k), Some(encode(v)))),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
-                    b.insert(&self.commands, Key::new().s(tenant_id).s(command_id).done(), encode(status));
+                    ops.push((cmds, Key::new().s(tenant_id).s(command_id).done(), Some(encode(status))));
                 }
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
-                    b.insert(&self.audit, audit_key(&e.tenant_id, e.day, e.issued_at_ms, &e.command_id), encode(&row));
+                    ops.push((audit, audit_key(&e.tenant_id, e.day, e.issued_at_ms, &e.command_id), Some(encode(&row))));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
                     let key = Key::new().s(cluster_id).s(topic).i32(*partition).done();
-                    b.insert(&self.offsets, key, next_offset.to_be_bytes());
+                    ops.push((offsets, key, Some(next_offset.to_be_bytes().to_vec())));
                 }
+            }
+        }
+        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let tables = [
+            &self.invoices,
+            &self.locator,
+            &self.by_status,
+            &self.open_by_due,
+            &self.totals,
+            &self.month_paid,
+            &self.commands,
+            &self.audit,
+            &self.offsets,
+        ];
+        let mut b = self.db.batch();
+        if self.sync_commits {
+            b = b.durability(Some(PersistMode::SyncData));
+        }
+        for (table, key, value) in ops {
+            let ks = tables[usize::from(table)];
+            match value {
+                Some(v) => b.insert(ks, key, v),
+                None => b.remove(ks, key),
             }
         }
         b.commit().map_err(engine)
