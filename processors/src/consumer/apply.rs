@@ -1,8 +1,10 @@
 //! One batch of raw command messages in; mutations, events and DLQ records out.
 //!
-//! All the processor's domain work happens here, against the store's reads and an in-batch
-//! overlay (state changed earlier in the same batch is not in the store yet). Nothing is
-//! written: the caller publishes the events and commits the mutations, offsets included.
+//! All the processor's domain work happens here, against the store's reads and two overlays:
+//! state changed earlier in the same batch, and state of earlier batches whose commit is
+//! still in flight (the processor applies batch N+1 while N is published and committed).
+//! Nothing is written: the caller publishes the events and commits the mutations, offsets
+//! included, in batch order, and reports each commit back with [`Applier::committed`].
 
 use crate::domain::{self, Decision, Invoice, InvoiceStatus, Rejection, ids};
 use crate::store::{
@@ -12,7 +14,7 @@ use crate::StoreError;
 use billstream_schemas::topics::{self, bucket_of};
 use billstream_schemas::{CommandEnvelope, Date, Event, EventEnvelope, SchemaCatalog, SchemaError};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A consumed message, borrowed from the consumer.
@@ -71,6 +73,20 @@ pub struct BatchOutput {
     pub counts: Counts,
     /// Next offset per partition after this batch.
     pub next_offsets: BTreeMap<i32, i64>,
+    /// Position of this batch in the applier's sequence; pass it to [`Applier::committed`]
+    /// once the mutations are durable.
+    pub seq: u64,
+}
+
+/// What a batch changed, kept until its commit is confirmed: the store does not have it yet,
+/// and the next batches must see it.
+#[derive(Default)]
+struct Uncommitted {
+    seq: u64,
+    commands: HashSet<(String, String)>,
+    invoices: HashMap<(String, String), Invoice>,
+    totals: HashMap<TotalsKey, Totals>,
+    months: HashMap<MonthKey, Decimal>,
 }
 
 /// Why a batch could not be processed now (infrastructure, never input): retry it.
@@ -92,19 +108,57 @@ struct Working {
     changed: bool,
 }
 
-/// Applies batches. Keeps a cache of tenants (which never change once created).
+/// Applies batches. Keeps a cache of tenants (which never change once created) and what
+/// applied batches changed until their commit is confirmed.
 pub struct Applier {
     store: Arc<dyn HotStore>,
     catalog: Arc<SchemaCatalog>,
     cluster_id: String,
     topic: String,
     tenants: HashMap<String, Tenant>,
+    uncommitted: VecDeque<Uncommitted>,
+    next_seq: u64,
 }
 
 impl Applier {
     /// An applier writing offsets for `topic` of `cluster_id`.
     pub fn new(store: Arc<dyn HotStore>, catalog: Arc<SchemaCatalog>, cluster_id: String, topic: String) -> Self {
-        Applier { store, catalog, cluster_id, topic, tenants: HashMap::new() }
+        Applier { store, catalog, cluster_id, topic, tenants: HashMap::new(), uncommitted: VecDeque::new(), next_seq: 1 }
+    }
+
+    /// Every batch up to `seq` is durable in the store: stop overlaying it.
+    pub fn committed(&mut self, seq: u64) {
+        while self.uncommitted.front().is_some_and(|u| u.seq <= seq) {
+            self.uncommitted.pop_front();
+        }
+    }
+
+    async fn is_known_command(&self, key: &(String, String)) -> Result<bool, StoreError> {
+        if self.uncommitted.iter().any(|u| u.commands.contains(key)) {
+            return Ok(true);
+        }
+        Ok(self.store.get_command(&key.0, &key.1).await?.is_some())
+    }
+
+    async fn latest_invoice(&self, slot: &(String, String)) -> Result<Option<Invoice>, StoreError> {
+        match self.uncommitted.iter().rev().find_map(|u| u.invoices.get(slot)) {
+            Some(inv) => Ok(Some(inv.clone())),
+            None => self.store.get_invoice(&slot.0, &slot.1).await,
+        }
+    }
+
+    async fn latest_totals(&self, key: &TotalsKey) -> Result<Totals, StoreError> {
+        match self.uncommitted.iter().rev().find_map(|u| u.totals.get(key)) {
+            Some(t) => Ok(t.clone()),
+            None => Ok(self.store.get_totals(key).await?.unwrap_or_default()),
+        }
+    }
+
+    async fn latest_month_paid(&self, key: &MonthKey) -> Result<Decimal, StoreError> {
+        match self.uncommitted.iter().rev().find_map(|u| u.months.get(key)) {
+            Some(v) => Ok(*v),
+            None => Ok(self.store.get_month_paid(key).await?.unwrap_or_default()),
+        }
     }
 
     async fn tenant(&mut self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
@@ -150,7 +204,7 @@ impl Applier {
             };
             let key = m.key.map(<[u8]>::to_vec).unwrap_or_else(|| cmd.tenant_id.as_bytes().to_vec());
             let cmd_key = (cmd.tenant_id.clone(), cmd.command_id.clone());
-            if seen_commands.contains(&cmd_key) || self.store.get_command(&cmd.tenant_id, &cmd.command_id).await?.is_some() {
+            if seen_commands.contains(&cmd_key) || self.is_known_command(&cmd_key).await? {
                 out.counts.duplicate += 1;
                 continue;
             }
@@ -165,7 +219,7 @@ impl Applier {
                     let invoice_id = cmd.payload.invoice_id().to_string();
                     let slot = (cmd.tenant_id.clone(), invoice_id.clone());
                     if !invoices.contains_key(&slot) {
-                        let stored = self.store.get_invoice(&cmd.tenant_id, &invoice_id).await?;
+                        let stored = self.latest_invoice(&slot).await?;
                         let bucket = bucket_of(&invoice_id, tenant.buckets);
                         invoices.insert(slot.clone(), Working { current: stored.clone(), stored, bucket, changed: false });
                     }
@@ -202,7 +256,8 @@ impl Applier {
             out.counts.rejected += 1;
         }
 
-        self.fold_invoices(invoices, &mut out.mutations).await?;
+        let mut changed = Uncommitted { commands: seen_commands, ..Uncommitted::default() };
+        self.fold_invoices(invoices, &mut out.mutations, &mut changed).await?;
         for (&partition, &next_offset) in &out.next_offsets {
             out.mutations.push(Mutation::SetOffset {
                 cluster_id: self.cluster_id.clone(),
@@ -211,6 +266,10 @@ impl Applier {
                 next_offset,
             });
         }
+        out.seq = self.next_seq;
+        self.next_seq += 1;
+        changed.seq = out.seq;
+        self.uncommitted.push_back(changed);
         Ok(out)
     }
 
@@ -278,15 +337,20 @@ impl Applier {
 
     /// Turns every changed invoice into its mutations: the invoice, its open-by-due row, and
     /// the totals it moves (its contribution after minus its contribution before).
-    async fn fold_invoices(&self, invoices: HashMap<(String, String), Working>, mutations: &mut Vec<Mutation>) -> Result<(), StoreError> {
+    async fn fold_invoices(
+        &self,
+        invoices: HashMap<(String, String), Working>,
+        mutations: &mut Vec<Mutation>,
+        changed: &mut Uncommitted,
+    ) -> Result<(), StoreError> {
         let mut totals: HashMap<TotalsKey, Totals> = HashMap::new();
         let mut months: HashMap<MonthKey, Decimal> = HashMap::new();
-        for w in invoices.into_values() {
+        for (slot, w) in invoices {
             let Some(current) = w.current.filter(|_| w.changed) else { continue };
             let stored = w.stored;
             let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket: w.bucket, currency: current.currency };
             if !totals.contains_key(&key) {
-                let t = self.store.get_totals(&key).await?.unwrap_or_default();
+                let t = self.latest_totals(&key).await?;
                 totals.insert(key.clone(), t);
             }
             if let Some(t) = totals.get_mut(&key) {
@@ -306,7 +370,7 @@ impl Applier {
                     currency: current.currency,
                 };
                 if !months.contains_key(&mk) {
-                    let v = self.store.get_month_paid(&mk).await?.unwrap_or_default();
+                    let v = self.latest_month_paid(&mk).await?;
                     months.insert(mk.clone(), v);
                 }
                 if let Some(v) = months.get_mut(&mk) {
@@ -329,14 +393,16 @@ impl Applier {
                     balance_due: current.balance_due(),
                 }));
             }
+            changed.invoices.insert(slot, current.clone());
             mutations.push(Mutation::PutInvoice {
                 previous_status: stored.map(|s| s.status),
                 invoice: current,
                 bucket: w.bucket,
             });
         }
-        mutations.extend(totals.into_iter().map(|(k, v)| Mutation::PutTotals(k, v)));
-        mutations.extend(months.into_iter().map(|(k, v)| Mutation::PutMonthPaid(k, v)));
+        mutations.extend(totals.iter().map(|(k, v)| Mutation::PutTotals(k.clone(), v.clone())));
+        mutations.extend(months.iter().map(|(k, v)| Mutation::PutMonthPaid(k.clone(), *v)));
+        (changed.totals, changed.months) = (totals, months);
         Ok(())
     }
 

@@ -6,8 +6,14 @@
 //! atomic write. Only then are Kafka offsets committed, as a hint. A crash anywhere replays
 //! from the store's offset, and derived ids make the replay emit the same events.
 //!
+//! Two threads share the work: the processor thread polls and applies; a committer thread
+//! publishes and commits, in batch order. So batch N+1 is applied (over what N changed,
+//! see [`Applier`]) while N is published and made durable. A batch whose commit fails is
+//! never followed by a later one: the committer stops at the first failure.
+//!
 //! On assignment the consumer starts each partition at the offset the store holds for this
-//! cluster (a new cluster, such as a fresh embedded broker, starts from the beginning).
+//! cluster (a new cluster, such as a fresh embedded broker, starts from the beginning), after
+//! waiting for the batches in flight to be committed.
 
 use super::apply::{Applier, ApplyError, BatchOutput, RawMessage};
 use super::config::ProcessorConfig;
@@ -24,7 +30,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -79,6 +86,43 @@ impl ProcessorHandle {
 /// Partition positions known to this consumer: next offset per partition.
 type Positions = Arc<Mutex<HashMap<i32, i64>>>;
 
+/// How far the committer got with the batches handed to it.
+#[derive(Default)]
+struct Progress {
+    state: Mutex<CommitState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct CommitState {
+    /// Sequence number of the last batch handed to the committer.
+    handed_over: u64,
+    /// Sequence number of the last batch committed.
+    committed: u64,
+    /// The committer gave up (shutdown during a failing publish or commit).
+    stopped: bool,
+}
+
+impl Progress {
+    fn update(&self, f: impl FnOnce(&mut CommitState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_all();
+    }
+
+    fn get(&self) -> CommitState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until every batch handed over is committed or the committer stopped.
+    fn drain(&self) -> CommitState {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while st.committed < st.handed_over && !st.stopped {
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        *st
+    }
+}
+
 struct ProcessorContext {
     store: Arc<dyn HotStore>,
     runtime: Handle,
@@ -86,6 +130,7 @@ struct ProcessorContext {
     topic: String,
     positions: Positions,
     assigned: watch::Sender<bool>,
+    progress: Arc<Progress>,
 }
 
 impl ClientContext for ProcessorContext {}
@@ -94,6 +139,8 @@ impl ConsumerContext for ProcessorContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // The store's offsets must include every batch already applied.
+                self.progress.drain();
                 let stored = match self.runtime.block_on(self.store.partition_offsets(&self.cluster_id, &self.topic)) {
                     Ok(s) => s,
                     Err(e) => {
@@ -123,6 +170,8 @@ impl ConsumerContext for ProcessorContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Finish what was read from these partitions before another member takes them.
+                self.progress.drain();
                 let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
                 for elem in tpl.elements() {
                     positions.remove(&elem.partition());
@@ -162,9 +211,11 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     drop(probe);
 
     let positions: Positions = Arc::default();
+    let progress: Arc<Progress> = Arc::default();
     let (assigned_tx, assigned) = watch::channel(false);
     let context = ProcessorContext {
         assigned: assigned_tx,
+        progress: progress.clone(),
         store: deps.store.clone(),
         runtime: deps.runtime.clone(),
         cluster_id: cluster_id.clone(),
@@ -192,13 +243,32 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     consumer.subscribe(&[&config.commands_topic])?;
     info!(cluster_id, topic = %config.commands_topic, group = %config.group_id, "processor started");
 
+    let consumer = Arc::new(consumer);
+
     let (tx, done) = tokio::sync::oneshot::channel();
     let applier = Applier::new(deps.store.clone(), deps.catalog.clone(), cluster_id, config.commands_topic.clone());
+    // One batch waits while another is committed: the applier runs at most two ahead.
+    let (to_commit, applied) = std::sync::mpsc::sync_channel(1);
+    let committer = Committer {
+        config: config.clone(),
+        deps: deps.clone(),
+        producer,
+        consumer: consumer.clone(),
+        shutdown: shutdown.clone(),
+        progress: progress.clone(),
+    };
+    let committer = std::thread::Builder::new()
+        .name("billstream-commit".into())
+        .spawn(move || committer.run(applied))
+        .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))?;
     std::thread::Builder::new()
         .name("billstream-processor".into())
         .spawn(move || {
-            let mut lp = Loop { config, deps, producer, applier, positions, shutdown, last_lag: Instant::now() };
+            let mut lp = Loop { config, deps, applier, positions, shutdown, progress, to_commit: Some(to_commit), last_lag: Instant::now() };
             lp.run(&consumer);
+            // The committer finishes what it was handed, then stops.
+            lp.to_commit = None;
+            let _ = committer.join();
             lp.close(&consumer);
             // Leave the group and flush before reporting stopped, so whoever waits can
             // take the broker down next.
@@ -210,13 +280,21 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     Ok(ProcessorHandle { done, assigned })
 }
 
+/// A batch applied and not yet published and committed.
+struct Applied {
+    output: BatchOutput,
+    size: usize,
+    started: Instant,
+}
+
 struct Loop {
     config: ProcessorConfig,
     deps: ProcessorDeps,
-    producer: FutureProducer,
     applier: Applier,
     positions: Positions,
     shutdown: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+    to_commit: Option<SyncSender<Applied>>,
     last_lag: Instant,
 }
 
@@ -249,6 +327,12 @@ impl Loop {
                 }
             }
             let started = Instant::now();
+            let progress = self.progress.get();
+            if progress.stopped {
+                // A commit was abandoned at shutdown; what followed it must not be applied.
+                return;
+            }
+            self.applier.committed(progress.committed);
             // Drop what the store already covers: a replay after a crash or a rebalance.
             let raw: Vec<RawMessage<'_>> = {
                 let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,7 +357,9 @@ impl Loop {
                 continue;
             }
             let Some(output) = self.process(&raw) else { return };
-            if !self.publish_and_commit(consumer, output, raw.len(), started) {
+            self.progress.update(|st| st.handed_over = output.seq);
+            let applied = Applied { output, size: raw.len(), started };
+            if self.to_commit.as_ref().is_none_or(|tx| tx.send(applied).is_err()) {
                 return;
             }
             drop(batch);
@@ -300,9 +386,63 @@ impl Loop {
         }
     }
 
+    fn report_lag(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        if self.last_lag.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_lag = Instant::now();
+        let positions: Vec<(i32, i64)> =
+            self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(&p, &o)| (p, o)).collect();
+        for (p, next) in positions {
+            if let Ok((_, high)) = consumer.fetch_watermarks(&self.config.commands_topic, p, Duration::from_millis(200)) {
+                self.deps.metrics.lag.with_label_values(&[&p.to_string()]).set((high - next).max(0));
+            }
+        }
+    }
+
+    fn close(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
+        }
+        if tpl.count() > 0 {
+            let _ = consumer.commit(&tpl, CommitMode::Sync);
+        }
+        consumer.unsubscribe();
+        info!("processor stopped");
+    }
+}
+
+/// Publishes and commits applied batches, in order, on a thread of its own.
+struct Committer {
+    config: ProcessorConfig,
+    deps: ProcessorDeps,
+    producer: FutureProducer,
+    consumer: Arc<BaseConsumer<ProcessorContext>>,
+    shutdown: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+}
+
+impl Committer {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn run(self, applied: Receiver<Applied>) {
+        for Applied { output, size, started } in applied {
+            let seq = output.seq;
+            if !self.publish_and_commit(output, size, started) {
+                // Later batches were applied over this one: none of them may be committed.
+                self.progress.update(|st| st.stopped = true);
+                return;
+            }
+            self.progress.update(|st| st.committed = seq);
+        }
+    }
+
     /// Publishes events and DLQ records, waits for their acks, commits the store. Returns
     /// false when shutdown interrupted it (nothing committed; the batch will be replayed).
-    fn publish_and_commit(&mut self, consumer: &BaseConsumer<ProcessorContext>, out: BatchOutput, size: usize, started: Instant) -> bool {
+    fn publish_and_commit(&self, out: BatchOutput, size: usize, started: Instant) -> bool {
         let mut pending: Vec<(&str, &super::apply::OutRecord)> = Vec::with_capacity(out.events.len() + out.dlq.len());
         pending.extend(out.events.iter().map(|r| (self.config.events_topic.as_str(), r)));
         pending.extend(out.dlq.iter().map(|r| (self.config.dlq_topic.as_str(), r)));
@@ -396,35 +536,10 @@ impl Loop {
         for (&p, &next) in &out.next_offsets {
             let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             debug!(error = %e, "offset commit hint failed");
         }
         true
     }
 
-    fn report_lag(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
-        if self.last_lag.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        self.last_lag = Instant::now();
-        let positions: Vec<(i32, i64)> =
-            self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(&p, &o)| (p, o)).collect();
-        for (p, next) in positions {
-            if let Ok((_, high)) = consumer.fetch_watermarks(&self.config.commands_topic, p, Duration::from_millis(200)) {
-                self.deps.metrics.lag.with_label_values(&[&p.to_string()]).set((high - next).max(0));
-            }
-        }
-    }
-
-    fn close(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
-        let mut tpl = TopicPartitionList::new();
-        for (&p, &next) in self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
-        }
-        if tpl.count() > 0 {
-            let _ = consumer.commit(&tpl, CommitMode::Sync);
-        }
-        consumer.unsubscribe();
-        info!("processor stopped");
-    }
 }
