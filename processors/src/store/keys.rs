@@ -69,10 +69,11 @@ impl<'a> KeyReader<'a> {
 const VALUE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![VALUE_VERSION];
+    // Room for most rows at once: growing the Vec byte run by byte run showed up in profiles.
+    let mut out = Vec::with_capacity(256);
+    out.push(VALUE_VERSION);
     // postcard into a Vec cannot fail for these plain data types.
-    out.extend(postcard::to_stdvec(v).unwrap_or_default());
-    out
+    postcard::to_extend(v, out).unwrap_or_else(|_| vec![VALUE_VERSION])
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
