@@ -120,7 +120,8 @@ impl Driver {
         let mut tasks = Vec::new();
         while start.elapsed() < duration {
             while max_backlog > 0 && start.elapsed() < duration {
-                let accepted = self.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted_items;
+                // Distinct command ids: a retried command is accepted twice but resolved once.
+                let accepted = self.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted.len() as u64;
                 if accepted.saturating_sub(resolved()) <= max_backlog {
                     break;
                 }

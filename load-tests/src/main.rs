@@ -58,6 +58,12 @@ struct Cli {
     /// Longest wait for accepted commands to be applied after driving stops.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     settle_timeout: Duration,
+    /// Before measuring, drive the same workload (other ids) flat out for this long, unmeasured,
+    /// and wait until it is applied: the run then meets a fuller store. With the measured
+    /// run's duration × 10 the store holds about 10× the invoices the run creates (both counts
+    /// are in the report's details)
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    preload: Duration,
     /// The billstream binary to start (default: the one next to this binary).
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -137,6 +143,7 @@ fn main() -> Result<()> {
         },
         raw_messages: cli.raw_messages,
         settle_timeout: cli.settle_timeout,
+        preload: cli.preload,
         binary: cli.binary,
         data_dir: cli.data_dir,
         partitions: cli.partitions,

@@ -48,6 +48,8 @@ pub struct Options {
     pub raw_messages: usize,
     /// Longest wait for the last accepted commands to be resolved.
     pub settle_timeout: Duration,
+    /// Drive unmeasured for this long first (0: no preload).
+    pub preload: Duration,
     /// `billstream` binary to start.
     pub binary: Option<PathBuf>,
     /// Data directory of a started pipeline (cleared).
@@ -186,6 +188,35 @@ async fn warm_up(target: &Target) -> Result<()> {
     }
 }
 
+/// Fills the store before a measurement: the same workload with other ids, flat out for
+/// `opts.preload`, until all of it is applied. Returns the invoices it created.
+async fn preload(target: &Target, opts: &Options) -> Result<u64> {
+    eprintln!("preloading for {:.0} s (not measured)", opts.preload.as_secs_f64());
+    let watcher = Watcher::start(&target.bootstrap, &opts.events_topic)?;
+    let driver = Arc::new(Driver::new(opts.driver, target)?);
+    let mut workload = Workload::new(WorkloadConfig { run_id: format!("{}-preload", opts.workload.run_id), ..opts.workload.clone() });
+    let started = Instant::now();
+    let ticker = {
+        let (d, seen) = (driver.clone(), watcher.seen.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                progress(started, &d.sent, &seen);
+            }
+        })
+    };
+    let resolved = || watcher.resolved();
+    driver.run(&mut workload, 0.0, opts.preload, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
+    settle(&driver, &watcher, opts.settle_timeout).await;
+    ticker.abort();
+    let lost = watcher.missing(&driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted);
+    if lost > 0 {
+        bail!("preload: {lost} accepted commands were never applied");
+    }
+    eprintln!("preloaded {} invoices in {:.0} s", workload.generated.invoices, started.elapsed().as_secs_f64());
+    Ok(workload.generated.invoices)
+}
+
 /// Runs one scenario and returns its report.
 pub async fn run(opts: Options) -> Result<Report> {
     let target = match (&opts.url, &opts.brokers) {
@@ -228,6 +259,8 @@ pub async fn run(opts: Options) -> Result<Report> {
             details: json!({"raw_messages": opts.raw_messages}),
         });
     }
+
+    let preloaded_invoices = if opts.preload.is_zero() { 0 } else { preload(&target, &opts).await? };
 
     let watcher = Watcher::start(&target.bootstrap, &opts.events_topic)?;
     let driver = Arc::new(Driver::new(opts.driver, &target)?);
@@ -323,6 +356,7 @@ pub async fn run(opts: Options) -> Result<Report> {
             "refused_by_gateway": s.refused,
             "failed_requests": s.failed,
             "throttled_requests": s.throttled,
+            "preloaded_invoices": preloaded_invoices,
             "generated": {
                 "invoices": workload.generated.invoices,
                 "retries": workload.generated.retries,
