@@ -443,6 +443,7 @@ impl Committer {
     /// Publishes events and DLQ records, waits for their acks, commits the store. Returns
     /// false when shutdown interrupted it (nothing committed; the batch will be replayed).
     fn publish_and_commit(&self, out: BatchOutput, size: usize, started: Instant) -> bool {
+        let publish_started = Instant::now();
         let mut pending: Vec<(&str, &super::apply::OutRecord)> = Vec::with_capacity(out.events.len() + out.dlq.len());
         pending.extend(out.events.iter().map(|r| (self.config.events_topic.as_str(), r)));
         pending.extend(out.dlq.iter().map(|r| (self.config.dlq_topic.as_str(), r)));
@@ -529,7 +530,15 @@ impl Committer {
             m.ingest_to_applied.observe((now_ms - issued).max(0) as f64 / 1000.0);
         }
         self.deps.hub.resolved(out.resolved.iter().map(String::as_str));
-        debug!(size, applied = out.counts.applied, rejected = out.counts.rejected, "batch committed");
+        debug!(
+            size,
+            applied = out.counts.applied,
+            rejected = out.counts.rejected,
+            apply_and_queue_ms = publish_started.duration_since(started).as_millis() as u64,
+            publish_ms = commit_started.duration_since(publish_started).as_millis() as u64,
+            commit_ms = commit_started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
 
         // Kafka's committed offsets are a hint for tools; the store's are the truth.
         let mut tpl = TopicPartitionList::new();
