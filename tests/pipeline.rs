@@ -175,6 +175,16 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
     for name in ["billstream_processor_messages_total", "billstream_ingest_requests_total", "billstream_processor_batch_seconds"] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // Consumer lag is reported once a second, per partition, by a thread of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", a.base)).await.expect("sent").text().await.expect("text");
+        if metrics.lines().any(|l| l.starts_with("billstream_processor_consumer_lag{partition=")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no billstream_processor_consumer_lag sample within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let doc: Value = reqwest::get(format!("{}/openapi.json", a.base)).await.expect("sent").json().await.expect("json");
     for path in ["/v1/invoices", "/v1/invoices/{id}", "/v1/invoices/{id}/payments", "/v1/commands:batch", "/v1/summary", "/v1/commands/{id}"] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
