@@ -410,9 +410,15 @@ impl Loop {
     }
 
     fn close(&mut self, consumer: &BaseConsumer<ProcessorContext>) {
+        // Leave Kafka's committed offsets (a hint for tools) at what the store holds: the
+        // positions may be ahead of it when a commit was abandoned at shutdown.
+        let ctx = consumer.context();
+        let stored = self.deps.runtime.block_on(self.deps.store.partition_offsets(&ctx.cluster_id, &ctx.topic)).unwrap_or_default();
         let mut tpl = TopicPartitionList::new();
-        for (&p, &next) in self.positions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = tpl.add_partition_offset(&self.config.commands_topic, p, Offset::Offset(next));
+        for p in self.positions.lock().unwrap_or_else(|p| p.into_inner()).keys() {
+            if let Some(&next) = stored.get(p) {
+                let _ = tpl.add_partition_offset(&self.config.commands_topic, *p, Offset::Offset(next));
+            }
         }
         if tpl.count() > 0 {
             let _ = consumer.commit(&tpl, CommitMode::Sync);
