@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 /// A configuration for tests: a temporary data dir, a free port, the embedded broker.
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.to_path_buf();
+    let mut c = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     c.http.listen = "127.0.0.1:0".into();
     c.kafka.partitions = 4;
     c.http.wait_timeout = Duration::from_secs(20);

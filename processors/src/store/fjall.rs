@@ -101,6 +101,9 @@ fn month_key(k: &MonthKey) -> Vec<u8> {
     Key::new().s(&k.tenant_id).u32(k.year_month).u32(k.bucket).s(k.currency.code()).done()
 }
 
+/// A key and its value, as read.
+type Row = (Vec<u8>, Vec<u8>);
+
 fn corrupt_key(table: &'static str) -> StoreError {
     StoreError::Corrupt { table, detail: "malformed key".into() }
 }
@@ -151,7 +154,7 @@ impl FjallStore {
         }
     }
 
-    fn scan(&self, ks: &Keyspace, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, ks: &Keyspace, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Row>, StoreError> {
         let mut out = Vec::new();
         let iter = match after {
             // Resume after the last key of the previous page; the prefix check below ends it.
