@@ -92,6 +92,17 @@ fn progress(started: Instant, sent: &Mutex<Sent>, seen: &Mutex<Seen>) {
     );
 }
 
+/// Prints a progress line every `period` until aborted.
+fn ticker(started: Instant, period: Duration, driver: &Arc<Driver>, watcher: &Watcher) -> tokio::task::JoinHandle<()> {
+    let (d, seen) = (driver.clone(), watcher.seen.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            progress(started, &d.sent, &seen);
+        }
+    })
+}
+
 /// Waits until every accepted command was seen resolved, or the timeout. Returns when the
 /// last one was seen.
 async fn settle(driver: &Driver, watcher: &Watcher, timeout: Duration) -> Instant {
@@ -196,15 +207,7 @@ async fn preload(target: &Target, opts: &Options) -> Result<u64> {
     let driver = Arc::new(Driver::new(opts.driver, target)?);
     let mut workload = Workload::new(WorkloadConfig { run_id: format!("{}-preload", opts.workload.run_id), ..opts.workload.clone() });
     let started = Instant::now();
-    let ticker = {
-        let (d, seen) = (driver.clone(), watcher.seen.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                progress(started, &d.sent, &seen);
-            }
-        })
-    };
+    let ticker = ticker(started, Duration::from_secs(5), &driver, &watcher);
     let resolved = || watcher.resolved();
     driver.run(&mut workload, 0.0, opts.preload, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
     settle(&driver, &watcher, opts.settle_timeout).await;
@@ -267,15 +270,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
     let started = Instant::now();
-    let ticker = {
-        let (d, w_seen) = (driver.clone(), watcher.seen.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                progress(started, &d.sent, &w_seen);
-            }
-        })
-    };
+    let ticker = ticker(started, Duration::from_secs(1), &driver, &watcher);
 
     let resolved = || watcher.resolved();
     let mut max_sustained = None;
