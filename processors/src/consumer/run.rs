@@ -31,6 +31,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -257,11 +258,15 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
         shutdown: shutdown.clone(),
         progress: progress.clone(),
     };
-    spawn_lag_reporter(&config, &deps, positions.clone(), shutdown.clone())?;
+    let stop_lag = Arc::new(AtomicBool::new(false));
+    let lag_reporter = spawn_lag_reporter(&config, &deps, positions.clone(), stop_lag.clone())?;
     let committer = std::thread::Builder::new()
         .name("billstream-commit".into())
         .spawn(move || committer.run(applied))
-        .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))?;
+        .map_err(|e| {
+            stop_lag.store(true, Ordering::Relaxed);
+            ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string()))
+        })?;
     std::thread::Builder::new()
         .name("billstream-processor".into())
         .spawn(move || {
@@ -270,6 +275,8 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
             // The committer finishes what it was handed, then stops.
             lp.to_commit = None;
             let _ = committer.join();
+            stop_lag.store(true, Ordering::Relaxed);
+            let _ = lag_reporter.join();
             lp.close(&consumer);
             // Leave the group and flush before reporting stopped, so whoever waits can
             // take the broker down next.
@@ -282,16 +289,26 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
 }
 
 /// Sets the lag gauge once a second from the broker's high watermarks, on a thread and a
-/// client of its own: asked from the processor thread (a round trip per partition) it stalled
-/// the loop for 60-100 ms every second under load.
-fn spawn_lag_reporter(config: &ProcessorConfig, deps: &ProcessorDeps, positions: Positions, shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
+/// client of its own, until `stop`: on the processor thread it cost a broker round trip per
+/// partition (up to 200 ms each) in the middle of the loop. The caller joins it.
+fn spawn_lag_reporter(
+    config: &ProcessorConfig,
+    deps: &ProcessorDeps,
+    positions: Positions,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, ProcessorError> {
     let client: BaseConsumer = client_config(config).set("group.id", &config.group_id).create()?;
     let (topic, metrics) = (config.commands_topic.clone(), deps.metrics.clone());
     std::thread::Builder::new()
         .name("billstream-lag".into())
         .spawn(move || {
-            while !*shutdown.borrow() {
-                std::thread::sleep(Duration::from_secs(1));
+            let mut next_report = Instant::now() + Duration::from_secs(1);
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() < next_report {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                next_report = Instant::now() + Duration::from_secs(1);
                 let positions: Vec<(i32, i64)> =
                     positions.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(&p, &o)| (p, o)).collect();
                 for (p, next) in positions {
@@ -301,8 +318,7 @@ fn spawn_lag_reporter(config: &ProcessorConfig, deps: &ProcessorDeps, positions:
                 }
             }
         })
-        .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))?;
-    Ok(())
+        .map_err(|e| ProcessorError::Kafka(KafkaError::ClientCreation(e.to_string())))
 }
 
 /// A batch applied and not yet published and committed.
