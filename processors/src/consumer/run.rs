@@ -115,12 +115,11 @@ impl Progress {
     }
 
     /// Waits until every batch handed over is committed or the committer stopped.
-    fn drain(&self) -> CommitState {
+    fn drain(&self) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while st.committed < st.handed_over && !st.stopped {
             st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        *st
     }
 }
 
