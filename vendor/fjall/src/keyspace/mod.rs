@@ -769,10 +769,14 @@ impl Keyspace {
                 .expect("lock is poisoned")
                 .values()
             {
-                if let Err(e) = keyspace.tree.get_version_history_lock().maintenance(
+                // billstream patch: old versions are released (files deleted, memtables and
+                // tables only they referenced freed) after the version-history lock is, since
+                // every read and write of the keyspace takes that lock.
+                let garbage = keyspace.tree.get_version_history_lock().collect_garbage(
                     keyspace.path(),
                     self.supervisor.snapshot_tracker.get_seqno_safe_to_gc(),
-                ) {
+                );
+                if let Err(e) = garbage.release() {
                     log::warn!(
                         "Version history GC failed for keyspace {:?}: {e:?}",
                         keyspace.name,
