@@ -64,6 +64,11 @@ struct Cli {
     /// are in the report's details)
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     preload: Duration,
+    /// Keep commands issued in the run's first this-long out of the latency histograms
+    /// (connections, caches and the store warming up). They are still driven, counted in the
+    /// rates and checked for loss. The report's details carry it as `latency_warmup_s`
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
     /// The billstream binary to start (default: the one next to this binary).
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -144,6 +149,7 @@ fn main() -> Result<()> {
         raw_messages: cli.raw_messages,
         settle_timeout: cli.settle_timeout,
         preload: cli.preload,
+        warmup: cli.warmup,
         binary: cli.binary,
         data_dir: cli.data_dir,
         partitions: cli.partitions,

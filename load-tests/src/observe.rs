@@ -75,6 +75,8 @@ pub struct Seen {
     pub latency_us: Histogram<u64>,
     /// Events that did not parse.
     pub unreadable: u64,
+    /// Commands issued before this (Unix ms) are counted but kept out of `latency_us`.
+    pub latency_from_ms: i64,
 }
 
 /// Consumes the events topic on a thread of its own, from its end at start.
@@ -85,7 +87,7 @@ pub struct Watcher {
     thread: Option<JoinHandle<()>>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -121,6 +123,7 @@ impl Watcher {
             ids: HashSet::new(),
             latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
             unreadable: 0,
+            latency_from_ms: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (seen.clone(), stop.clone());
@@ -131,7 +134,7 @@ impl Watcher {
                 let mut guard = s.lock().unwrap_or_else(|p| p.into_inner());
                 match m.payload().and_then(event_head) {
                     Some((id, occurred)) => {
-                        if guard.ids.insert(id_hash(id)) {
+                        if guard.ids.insert(id_hash(id)) && occurred >= guard.latency_from_ms {
                             let _ = guard.latency_us.record(((now - occurred).max(0) as u64 * 1000).max(1));
                         }
                     }

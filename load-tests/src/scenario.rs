@@ -50,6 +50,8 @@ pub struct Options {
     pub settle_timeout: Duration,
     /// Drive unmeasured for this long first (0: no preload).
     pub preload: Duration,
+    /// Keep commands issued in the run's first this-long out of the latency histograms.
+    pub warmup: Duration,
     /// `billstream` binary to start.
     pub binary: Option<PathBuf>,
     /// Data directory of a started pipeline (cleared).
@@ -270,6 +272,9 @@ pub async fn run(opts: Options) -> Result<Report> {
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
     let started = Instant::now();
+    let latency_from_ms = crate::observe::now_ms() + opts.warmup.as_millis() as i64;
+    watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
+    driver.sent.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
     let ticker = ticker(started, Duration::from_secs(1), &driver, &watcher);
 
     let resolved = || watcher.resolved();
@@ -352,6 +357,7 @@ pub async fn run(opts: Options) -> Result<Report> {
             "failed_requests": s.failed,
             "throttled_requests": s.throttled,
             "preloaded_invoices": preloaded_invoices,
+            "latency_warmup_s": opts.warmup.as_secs_f64(),
             "generated": {
                 "invoices": workload.generated.invoices,
                 "retries": workload.generated.retries,

@@ -52,3 +52,17 @@ fn the_loss_check_fails_a_run_whose_commands_are_never_seen() {
     assert!(r["lost"].as_u64() > Some(0), "{r}");
     assert_eq!(r["lost"], r["details"]["accepted_commands"]);
 }
+
+#[test]
+fn a_warmup_keeps_its_commands_out_of_the_latencies_but_not_out_of_the_loss_check() {
+    // A warm-up longer than the run: everything is driven, applied and checked, nothing timed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, r) = harness(dir.path(), &["--warmup", "1h"]);
+    assert!(status.success(), "{r}");
+    assert_eq!(r["lost"], 0);
+    assert!(r["details"]["accepted_commands"].as_u64() > Some(300), "{r}");
+    assert_eq!(r["details"]["latency_warmup_s"], 3600.0);
+    for lat in ["ingest_ack", "ingest_to_applied"] {
+        assert_eq!(r["latency_ms"][lat]["count"], 0, "{lat} in {r}");
+    }
+}

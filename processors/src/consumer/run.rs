@@ -26,7 +26,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -240,6 +240,14 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
+    // Look the output topics up before the first batch: otherwise the first publish waits
+    // for the metadata round trip (measured: the first batch's publish took 26-35 ms instead
+    // of 2). A topic that does not exist yet is created or reported on first use, as before.
+    for topic in [&config.events_topic, &config.dlq_topic] {
+        if let Err(e) = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            warn!(topic, error = %e, "output topic metadata not available yet");
+        }
+    }
     consumer.subscribe(&[&config.commands_topic])?;
     info!(cluster_id, topic = %config.commands_topic, group = %config.group_id, "processor started");
 
