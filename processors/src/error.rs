@@ -22,6 +22,19 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// The store was written by a release with another on-disk layout.
+    #[error(
+        "the store at {path} has on-disk format {found}, this build reads format {expected}; \
+         start with an empty store directory (a store is not migrated between formats yet)"
+    )]
+    Format {
+        /// The store directory.
+        path: String,
+        /// Format found on disk.
+        found: u32,
+        /// Format this build reads and writes.
+        expected: u32,
+    },
     /// A write conflicted with one that already exists (e.g. an API key hash reused).
     #[error("conflict: {0}")]
     Conflict(String),

@@ -70,9 +70,26 @@ struct StoredAudit<'a> {
     events: Cow<'a, [AuditEvent]>,
 }
 
+/// Day first: the log is written in time order, so only today's key range takes new rows and
+/// the compaction of older days moves files instead of merging them. Read by (day, tenant).
 fn audit_key(tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Vec<u8> {
-    Key::new().s(tenant).i32(day.days()).i64(issued_at_ms).s(command_id).done()
+    Key::new().i32(day.days()).s(tenant).i64(issued_at_ms).s(command_id).done()
 }
+
+/// Command id first, then tenant (ids are unique per tenant). Read by point lookup only, for
+/// every command (the duplicate check). The gateway's ids are time-ordered (UUID v7), so a new
+/// id sorts after everything stored: the lookup walks the memtable's hottest path, skips every
+/// table by its key range instead of probing its bloom filter, and compaction moves files.
+/// With tenant first, every table spanned every tenant's ids and each lookup probed them all
+/// (after a 120 s preload: 29 % of the processor thread, 11 % in bloom filters).
+fn command_key(tenant: &str, command_id: &str) -> Vec<u8> {
+    Key::new().s(command_id).s(tenant).done()
+}
+
+/// On-disk layout of this build. 2: command and audit keys as above (1 had the tenant first).
+/// A store without the marker but with data in it is format 1.
+const FORMAT: u32 = 2;
+const FORMAT_KEY: &[u8] = b"format";
 
 /// Where an invoice lives: its partition (year, bucket).
 #[derive(Serialize, Deserialize)]
@@ -129,7 +146,8 @@ impl FjallStore {
             })
             .map_err(engine)
         };
-        Ok(FjallStore {
+        let meta = ks("meta")?;
+        let store = FjallStore {
             invoices: ks("invoices")?,
             locator: ks("invoice_locator")?,
             by_status: ks("invoices_by_status")?,
@@ -142,9 +160,33 @@ impl FjallStore {
             offsets: ks("offsets")?,
             tenants: ks("tenants")?,
             api_keys: ks("api_keys")?,
-            db,
             sync_commits: config.sync_commits,
-        })
+            db,
+        };
+        store.check_format(&config.path, &meta)?;
+        Ok(store)
+    }
+
+    /// Refuses a store written in another layout; marks a new store with this one.
+    fn check_format(&self, path: &std::path::Path, meta: &Keyspace) -> Result<(), StoreError> {
+        let found = match meta.get(FORMAT_KEY).map_err(engine)? {
+            Some(v) => u32::from_be_bytes(<[u8; 4]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?),
+            None => {
+                let used = [&self.tenants, &self.offsets, &self.commands, &self.invoices]
+                    .into_iter()
+                    .any(|ks| ks.first_key_value().is_some());
+                if !used {
+                    meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
+                    self.db.persist(PersistMode::SyncAll).map_err(engine)?;
+                    return Ok(());
+                }
+                1
+            }
+        };
+        if found != FORMAT {
+            return Err(StoreError::Format { path: path.display().to_string(), found, expected: FORMAT });
+        }
+        Ok(())
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, ks: &Keyspace, table: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -209,7 +251,7 @@ impl HotStore for FjallStore {
                 Mutation::PutTotals(k, v) => ops.push((totals, totals_key(k), Some(encode(v)))),
                 Mutation::PutMonthPaid(k, v) => ops.push((month, month_key(k), Some(encode(v)))),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
-                    ops.push((cmds, Key::new().s(tenant_id).s(command_id).done(), Some(encode(status))));
+                    ops.push((cmds, command_key(tenant_id, command_id), Some(encode(status))));
                 }
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
@@ -255,7 +297,7 @@ impl HotStore for FjallStore {
     }
 
     async fn get_command(&self, tenant_id: &str, command_id: &str) -> Result<Option<CommandStatus>, StoreError> {
-        self.get(&self.commands, "commands", &Key::new().s(tenant_id).s(command_id).done())
+        self.get(&self.commands, "commands", &command_key(tenant_id, command_id))
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
@@ -385,7 +427,7 @@ impl HotStore for FjallStore {
     }
 
     async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError> {
-        let prefix = Key::new().s(tenant_id).i32(day.days()).done();
+        let prefix = Key::new().i32(day.days()).s(tenant_id).done();
         let mut out = Vec::new();
         for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
