@@ -121,8 +121,21 @@ async fn batches_are_atomic_with_offsets(store: &dyn HotStore) {
         ])
         .await
         .expect("write");
-    assert_eq!(store.get_command(&t, "c1").await.expect("read"), Some(status));
+    assert_eq!(store.get_command(&t, "c1").await.expect("read"), Some(status.clone()));
     assert_eq!(store.get_command(&t, "c2").await.expect("read"), None);
+    // Ids of every shape the gateway and producers use: time-ordered (v7), derived from an
+    // idempotency key (v5), chosen freely. An outcome is per tenant.
+    let ids = [crate::domain::ids::random_command_id(), crate::domain::ids::command_id_for_key(&t, "k"), "order-17".to_string()];
+    let other = unique("conf-batch-other");
+    let puts: Vec<Mutation> = ids
+        .iter()
+        .map(|id| Mutation::PutCommand { tenant_id: t.clone(), command_id: id.clone(), status: status.clone() })
+        .collect();
+    store.apply(&puts).await.expect("write");
+    for id in &ids {
+        assert_eq!(store.get_command(&t, id).await.expect("read"), Some(status.clone()), "{id}");
+        assert_eq!(store.get_command(&other, id).await.expect("read"), None, "{id}");
+    }
     let offsets = store.partition_offsets(&cluster, "billing.commands").await.expect("read");
     assert_eq!(offsets, BTreeMap::from([(0, 7), (2, 42)]));
     assert!(store.partition_offsets("another-cluster", "billing.commands").await.expect("read").is_empty());

@@ -47,6 +47,7 @@ pub struct FjallStore {
     totals: Keyspace,
     month_paid: Keyspace,
     commands: Keyspace,
+    keyed_commands: Keyspace,
     audit: Keyspace,
     offsets: Keyspace,
     tenants: Keyspace,
@@ -86,7 +87,16 @@ fn command_key(tenant: &str, command_id: &str) -> Vec<u8> {
     Key::new().s(command_id).s(tenant).done()
 }
 
-/// On-disk layout of this build. 2: command and audit keys as above (1 had the tenant first).
+/// Whether a command's outcome lives in `commands` (time-ordered ids: UUID v7, as the gateway
+/// makes for requests without an Idempotency-Key) or `commands_keyed` (any other id: derived
+/// from an Idempotency-Key, or chosen by a producer writing to Kafka directly). Random ids
+/// among the ordered ones would make every table's key range span the newest ids again.
+fn is_time_ordered(command_id: &str) -> bool {
+    uuid::Uuid::try_parse(command_id).is_ok_and(|u| u.get_version_num() == 7)
+}
+
+/// On-disk layout of this build. 2: command outcomes split by kind of id and keyed id first,
+/// audit log day first, as above (1 had the tenant first everywhere).
 /// A store without the marker but with data in it is format 1.
 const FORMAT: u32 = 2;
 const FORMAT_KEY: &[u8] = b"format";
@@ -155,6 +165,7 @@ impl FjallStore {
             totals: ks("tenant_totals")?,
             month_paid: ks("tenant_month_paid")?,
             commands: ks("commands")?,
+            keyed_commands: ks("commands_keyed")?,
             // One row per command since 0.1 (was one per event, under "audit").
             audit: ks("audit_log")?,
             offsets: ks("offsets")?,
@@ -172,7 +183,7 @@ impl FjallStore {
         let found = match meta.get(FORMAT_KEY).map_err(engine)? {
             Some(v) => u32::from_be_bytes(<[u8; 4]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?),
             None => {
-                let used = [&self.tenants, &self.offsets, &self.commands, &self.invoices]
+                let used = [&self.tenants, &self.offsets, &self.commands, &self.keyed_commands, &self.invoices]
                     .into_iter()
                     .any(|ks| ks.first_key_value().is_some());
                 if !used {
@@ -224,7 +235,7 @@ impl HotStore for FjallStore {
         // inserts then walk the same path, mostly in cache. The sort is stable, so a row
         // removed and re-inserted in one batch (an open item whose due date did not move)
         // keeps its last write.
-        let (inv, loc, status, open, totals, month, cmds, audit, offsets) = (0, 1, 2, 3, 4, 5, 6, 7, 8);
+        let (inv, loc, status, open, totals, month, cmds, audit, offsets, keyed_cmds) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
         let mut ops: Vec<(u8, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(batch.len() * 2);
         for m in batch {
             match m {
@@ -251,7 +262,8 @@ impl HotStore for FjallStore {
                 Mutation::PutTotals(k, v) => ops.push((totals, totals_key(k), Some(encode(v)))),
                 Mutation::PutMonthPaid(k, v) => ops.push((month, month_key(k), Some(encode(v)))),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
-                    ops.push((cmds, command_key(tenant_id, command_id), Some(encode(status))));
+                    let table = if is_time_ordered(command_id) { cmds } else { keyed_cmds };
+                    ops.push((table, command_key(tenant_id, command_id), Some(encode(status))));
                 }
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
@@ -274,6 +286,7 @@ impl HotStore for FjallStore {
             &self.commands,
             &self.audit,
             &self.offsets,
+            &self.keyed_commands,
         ];
         let mut b = self.db.batch();
         if self.sync_commits {
@@ -297,7 +310,8 @@ impl HotStore for FjallStore {
     }
 
     async fn get_command(&self, tenant_id: &str, command_id: &str) -> Result<Option<CommandStatus>, StoreError> {
-        self.get(&self.commands, "commands", &command_key(tenant_id, command_id))
+        let table = if is_time_ordered(command_id) { &self.commands } else { &self.keyed_commands };
+        self.get(table, "commands", &command_key(tenant_id, command_id))
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
