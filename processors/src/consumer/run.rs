@@ -257,7 +257,9 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     let applier = Applier::new(deps.store.clone(), deps.catalog.clone(), cluster_id, config.commands_topic.clone());
     // One batch waits while another is committed: the applier runs at most two ahead.
     let (to_commit, applied) = std::sync::mpsc::sync_channel(1);
+    let (spent_tx, spent) = std::sync::mpsc::channel();
     let committer = Committer {
+        spent: spent_tx,
         config: config.clone(),
         deps: deps.clone(),
         producer,
@@ -277,7 +279,7 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
     std::thread::Builder::new()
         .name("billstream-processor".into())
         .spawn(move || {
-            let mut lp = Loop { config, deps, applier, positions, shutdown, progress, to_commit: Some(to_commit) };
+            let mut lp = Loop { config, deps, applier, positions, shutdown, progress, to_commit: Some(to_commit), spent };
             lp.run(&consumer);
             // The committer finishes what it was handed, then stops.
             lp.to_commit = None;
@@ -343,6 +345,9 @@ struct Loop {
     shutdown: watch::Receiver<bool>,
     progress: Arc<Progress>,
     to_commit: Option<SyncSender<Applied>>,
+    /// Committed batches coming back to be freed here, where they were allocated: freeing
+    /// them on the committer thread cost it ~9 % of its time in mimalloc's cross-thread path.
+    spent: Receiver<BatchOutput>,
 }
 
 impl Loop {
@@ -374,6 +379,9 @@ impl Loop {
                 }
             }
             let started = Instant::now();
+            while let Ok(spent) = self.spent.try_recv() {
+                drop(spent);
+            }
             let progress = self.progress.get();
             if progress.stopped {
                 // A commit was abandoned at shutdown; what followed it must not be applied.
@@ -453,6 +461,8 @@ impl Loop {
 
 /// Publishes and commits applied batches, in order, on a thread of its own.
 struct Committer {
+    /// Where committed batches go to be freed (see `Loop::spent`).
+    spent: std::sync::mpsc::Sender<BatchOutput>,
     config: ProcessorConfig,
     deps: ProcessorDeps,
     producer: FutureProducer,
@@ -469,18 +479,20 @@ impl Committer {
     fn run(self, applied: Receiver<Applied>) {
         for Applied { output, size, started } in applied {
             let seq = output.seq;
-            if !self.publish_and_commit(output, size, started) {
+            if !self.publish_and_commit(&output, size, started) {
                 // Later batches were applied over this one: none of them may be committed.
                 self.progress.update(|st| st.stopped = true);
                 return;
             }
             self.progress.update(|st| st.committed = seq);
+            // A processor that has stopped no longer takes them: then it is freed here.
+            let _ = self.spent.send(output);
         }
     }
 
     /// Publishes events and DLQ records, waits for their acks, commits the store. Returns
     /// false when shutdown interrupted it (nothing committed; the batch will be replayed).
-    fn publish_and_commit(&self, out: BatchOutput, size: usize, started: Instant) -> bool {
+    fn publish_and_commit(&self, out: &BatchOutput, size: usize, started: Instant) -> bool {
         let publish_started = Instant::now();
         let mut pending: Vec<(&str, &super::apply::OutRecord)> = Vec::with_capacity(out.events.len() + out.dlq.len());
         pending.extend(out.events.iter().map(|r| (self.config.events_topic.as_str(), r)));
@@ -532,11 +544,11 @@ impl Committer {
             }
         }
 
-        let mutations = out.mutations;
+        let mutations = &out.mutations;
         let commit_started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.deps.runtime.block_on(self.deps.store.apply(&mutations)) {
+            match self.deps.runtime.block_on(self.deps.store.apply(mutations)) {
                 Ok(()) => break,
                 Err(e) => {
                     error!(error = %e, "store commit failed; retrying");
