@@ -378,10 +378,10 @@ impl Loop {
                     break;
                 }
             }
-            let started = Instant::now();
             while let Ok(spent) = self.spent.try_recv() {
                 drop(spent);
             }
+            let started = Instant::now();
             let progress = self.progress.get();
             if progress.stopped {
                 // A commit was abandoned at shutdown; what followed it must not be applied.
@@ -600,5 +600,4 @@ impl Committer {
         }
         true
     }
-
 }

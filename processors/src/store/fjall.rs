@@ -87,12 +87,33 @@ fn command_key(tenant: &str, command_id: &str) -> Vec<u8> {
     Key::new().s(command_id).s(tenant).done()
 }
 
-/// Whether a command's outcome lives in `commands` (time-ordered ids: UUID v7, as the gateway
-/// makes for requests without an Idempotency-Key) or `commands_keyed` (any other id: derived
-/// from an Idempotency-Key, or chosen by a producer writing to Kafka directly). Random ids
-/// among the ordered ones would make every table's key range span the newest ids again.
-fn is_time_ordered(command_id: &str) -> bool {
-    uuid::Uuid::try_parse(command_id).is_ok_and(|u| u.get_version_num() == 7)
+/// The tables a batch writes, in the order its writes are inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Table {
+    Invoices,
+    Locator,
+    ByStatus,
+    OpenByDue,
+    Totals,
+    MonthPaid,
+    Commands,
+    KeyedCommands,
+    Audit,
+    Offsets,
+}
+
+impl Table {
+    /// Where a command's outcome lives: `commands` for time-ordered ids (UUID v7, as the
+    /// gateway makes for requests without an Idempotency-Key), `commands_keyed` for any other
+    /// id (derived from an Idempotency-Key, or chosen by a producer writing to Kafka directly).
+    /// Random ids among the ordered ones would make every table's key range span the newest
+    /// ids again.
+    fn for_command(command_id: &str) -> Table {
+        match uuid::Uuid::try_parse(command_id) {
+            Ok(u) if u.get_version_num() == 7 => Table::Commands,
+            _ => Table::KeyedCommands,
+        }
+    }
 }
 
 /// On-disk layout of this build. 2: command outcomes split by kind of id and keyed id first,
@@ -200,6 +221,21 @@ impl FjallStore {
         Ok(())
     }
 
+    fn keyspace(&self, table: Table) -> &Keyspace {
+        match table {
+            Table::Invoices => &self.invoices,
+            Table::Locator => &self.locator,
+            Table::ByStatus => &self.by_status,
+            Table::OpenByDue => &self.open_by_due,
+            Table::Totals => &self.totals,
+            Table::MonthPaid => &self.month_paid,
+            Table::Commands => &self.commands,
+            Table::KeyedCommands => &self.keyed_commands,
+            Table::Audit => &self.audit,
+            Table::Offsets => &self.offsets,
+        }
+    }
+
     fn get<T: serde::de::DeserializeOwned>(&self, ks: &Keyspace, table: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
         match ks.get(key).map_err(engine)? {
             Some(v) => decode(table, &v).map(Some),
@@ -235,65 +271,51 @@ impl HotStore for FjallStore {
         // inserts then walk the same path, mostly in cache. The sort is stable, so a row
         // removed and re-inserted in one batch (an open item whose due date did not move)
         // keeps its last write.
-        let (inv, loc, status, open, totals, month, cmds, audit, offsets, keyed_cmds) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
-        let mut ops: Vec<(u8, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(batch.len() * 2);
+        let mut ops: Vec<(Table, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(batch.len() * 2);
         for m in batch {
             match m {
                 Mutation::PutInvoice { invoice, bucket, previous_status } => {
                     let (t, id, year, bucket, previous_status) =
                         (&invoice.tenant_id, &invoice.invoice_id, invoice.year(), *bucket, *previous_status);
                     if let Some(prev) = previous_status.filter(|p| *p != invoice.status) {
-                        ops.push((status, status_key(t, prev, year, bucket, id), None));
+                        ops.push((Table::ByStatus, status_key(t, prev, year, bucket, id), None));
                     }
                     if previous_status != Some(invoice.status) {
-                        ops.push((status, status_key(t, invoice.status, year, bucket, id), Some(Vec::new())));
+                        ops.push((Table::ByStatus, status_key(t, invoice.status, year, bucket, id), Some(Vec::new())));
                     }
                     if previous_status.is_none() {
-                        ops.push((loc, Key::new().s(t).s(id).done(), Some(encode(&Location { year, bucket }))));
+                        ops.push((Table::Locator, Key::new().s(t).s(id).done(), Some(encode(&Location { year, bucket }))));
                     }
-                    ops.push((inv, invoice_key(t, year, bucket, id), Some(encode(invoice))));
+                    ops.push((Table::Invoices, invoice_key(t, year, bucket, id), Some(encode(invoice))));
                 }
                 Mutation::PutOpenItem(item) => {
-                    ops.push((open, open_key(&item.tenant_id, item.due_date, &item.invoice_id), Some(encode(item))));
+                    ops.push((Table::OpenByDue, open_key(&item.tenant_id, item.due_date, &item.invoice_id), Some(encode(item))));
                 }
                 Mutation::RemoveOpenItem { tenant_id, due_date, invoice_id } => {
-                    ops.push((open, open_key(tenant_id, *due_date, invoice_id), None));
+                    ops.push((Table::OpenByDue, open_key(tenant_id, *due_date, invoice_id), None));
                 }
-                Mutation::PutTotals(k, v) => ops.push((totals, totals_key(k), Some(encode(v)))),
-                Mutation::PutMonthPaid(k, v) => ops.push((month, month_key(k), Some(encode(v)))),
+                Mutation::PutTotals(k, v) => ops.push((Table::Totals, totals_key(k), Some(encode(v)))),
+                Mutation::PutMonthPaid(k, v) => ops.push((Table::MonthPaid, month_key(k), Some(encode(v)))),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
-                    let table = if is_time_ordered(command_id) { cmds } else { keyed_cmds };
-                    ops.push((table, command_key(tenant_id, command_id), Some(encode(status))));
+                    ops.push((Table::for_command(command_id), command_key(tenant_id, command_id), Some(encode(status))));
                 }
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
-                    ops.push((audit, audit_key(&e.tenant_id, e.day, e.issued_at_ms, &e.command_id), Some(encode(&row))));
+                    ops.push((Table::Audit, audit_key(&e.tenant_id, e.day, e.issued_at_ms, &e.command_id), Some(encode(&row))));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
                     let key = Key::new().s(cluster_id).s(topic).i32(*partition).done();
-                    ops.push((offsets, key, Some(next_offset.to_be_bytes().to_vec())));
+                    ops.push((Table::Offsets, key, Some(next_offset.to_be_bytes().to_vec())));
                 }
             }
         }
         ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let tables = [
-            &self.invoices,
-            &self.locator,
-            &self.by_status,
-            &self.open_by_due,
-            &self.totals,
-            &self.month_paid,
-            &self.commands,
-            &self.audit,
-            &self.offsets,
-            &self.keyed_commands,
-        ];
         let mut b = self.db.batch();
         if self.sync_commits {
             b = b.durability(Some(PersistMode::SyncData));
         }
         for (table, key, value) in ops {
-            let ks = tables[usize::from(table)];
+            let ks = self.keyspace(table);
             match value {
                 Some(v) => b.insert(ks, key, v),
                 None => b.remove(ks, key),
@@ -310,8 +332,7 @@ impl HotStore for FjallStore {
     }
 
     async fn get_command(&self, tenant_id: &str, command_id: &str) -> Result<Option<CommandStatus>, StoreError> {
-        let table = if is_time_ordered(command_id) { &self.commands } else { &self.keyed_commands };
-        self.get(table, "commands", &command_key(tenant_id, command_id))
+        self.get(self.keyspace(Table::for_command(command_id)), "commands", &command_key(tenant_id, command_id))
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
