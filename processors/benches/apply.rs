@@ -1,13 +1,18 @@
-//! The processor's hot paths: the aggregate's decision and the store's batch commit.
+//! The processor's hot paths: the aggregate's decision, the applier over a batch of encoded
+//! commands (decode, duplicate check, decide, events, audit; what the processor thread does
+//! per batch, Kafka aside) and the store's batch commit.
 #![allow(missing_docs)]
 
 use billstream_processors::HotStore;
-use billstream_processors::domain::decide;
-use billstream_processors::store::{FjallConfig, FjallStore, Mutation, conformance};
-use billstream_schemas::command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem};
-use billstream_schemas::Date;
+use billstream_processors::consumer::apply::{Applier, RawMessage};
+use billstream_processors::domain::{decide, ids};
+use billstream_processors::store::{FjallConfig, FjallStore, Mutation, Tenant, conformance};
+use billstream_schemas::command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
+use billstream_schemas::{Date, SchemaCatalog};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn create() -> CommandEnvelope {
     CommandEnvelope {
@@ -63,5 +68,86 @@ fn apply(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, apply);
+/// 1,000 commands over 250 invoices of 25 tenants: create (5 lines), issue, a payment keyed
+/// by an Idempotency-Key, a second payment without one; fresh ids every batch.
+fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(1000);
+    for i in 0..250 {
+        let tenant_id = format!("tenant-{}", i % 25);
+        let invoice_id = format!("INV-{n}-{i}");
+        let mut create = create();
+        let CommandPayload::CreateInvoice(ci) = &mut create.payload else { unreachable!() };
+        ci.invoice_id = invoice_id.clone();
+        let pay = |amount: &str, key: Option<String>| {
+            let payment = RecordPayment {
+                invoice_id: invoice_id.clone(),
+                amount: amount.parse().expect("amount"),
+                currency: "EUR".parse().expect("EUR"),
+                method: "bank_transfer".into(),
+                external_reference: None,
+                received_on: Date::from_days(20_410),
+            };
+            (CommandPayload::RecordPayment(payment), key)
+        };
+        let key = format!("{invoice_id}-p1");
+        let payloads = [
+            (create.payload, None),
+            (CommandPayload::IssueInvoice { invoice_id: invoice_id.clone() }, None),
+            pay("1.00", Some(key)),
+            pay("0.50", None),
+        ];
+        for (payload, idempotency_key) in payloads {
+            let command_id = match &idempotency_key {
+                Some(k) => ids::command_id_for_key(&tenant_id, k),
+                None => ids::random_command_id(),
+            };
+            let cmd = CommandEnvelope { command_id, tenant_id: tenant_id.clone(), idempotency_key, payload, ..create() };
+            out.push(catalog.encode_command(&cmd).expect("encode"));
+        }
+    }
+    out
+}
+
+fn applier(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = FjallConfig::new(dir.path());
+    config.sync_commits = false;
+    let store = Arc::new(FjallStore::open(&config).expect("open"));
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    for t in 0..25 {
+        let tenant = Tenant { tenant_id: format!("tenant-{t}"), name: format!("t{t}"), buckets: 1, created_at_ms: 0 };
+        rt.block_on(store.put_tenant(&tenant, [t as u8; 32])).expect("tenant");
+    }
+    let catalog = Arc::new(SchemaCatalog::embedded());
+    let mut applier = Applier::new(store.clone(), catalog.clone(), "bench-cluster".into(), "billing.commands".into());
+    let mut n = 0u64;
+    let mut offset = 0i64;
+    // Only the applier is timed; each batch is then committed, as the committer would, so
+    // the store grows and later batches read what earlier ones wrote.
+    c.bench_function("applier/1000 commands (create, issue, 2 payments)", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let payloads = batch(&catalog, n);
+                let raw: Vec<RawMessage<'_>> = payloads
+                    .iter()
+                    .map(|p| {
+                        offset += 1;
+                        RawMessage { partition: 0, offset, key: None, payload: Some(p) }
+                    })
+                    .collect();
+                let started = Instant::now();
+                let out = rt.block_on(applier.apply(black_box(&raw))).expect("apply");
+                timed += started.elapsed();
+                assert_eq!(out.counts.applied, 1000, "every command applies");
+                rt.block_on(store.apply(&out.mutations)).expect("commit");
+                applier.committed(out.seq);
+            }
+            timed
+        })
+    });
+}
+
+criterion_group!(benches, apply, applier);
 criterion_main!(benches);

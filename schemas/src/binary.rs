@@ -79,7 +79,13 @@ pub(crate) fn decimal_bytes(d: Decimal, scale: u32, field: &str) -> Result<([u8;
 
 /// The Avro body of a command under the v1 schema.
 pub fn encode_command(c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
-    let mut w = W(Vec::with_capacity(256));
+    encode_command_after(Vec::with_capacity(256), c)
+}
+
+/// Appends the Avro body of a command to `prefix` (a framing header, say: one allocation and
+/// no copy for the whole message).
+pub fn encode_command_after(prefix: Vec<u8>, c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
+    let mut w = W(prefix);
     w.str(&c.command_id);
     w.str(&c.tenant_id);
     w.opt_str(&c.correlation_id);
@@ -136,7 +142,12 @@ pub fn encode_command(c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
 
 /// The Avro body of an event under the v1 schema.
 pub fn encode_event(e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
-    let mut w = W(Vec::with_capacity(192));
+    encode_event_after(Vec::with_capacity(192), e)
+}
+
+/// Appends the Avro body of an event to `prefix`, as [`encode_command_after`].
+pub fn encode_event_after(prefix: Vec<u8>, e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
+    let mut w = W(prefix);
     w.str(&e.event_id);
     w.str(&e.command_id);
     w.str(&e.tenant_id);

@@ -8,7 +8,7 @@
 //! other schema versions are understood.
 
 use crate::binary;
-use crate::codec::{self, frame, unframe};
+use crate::codec::{self, frame_header, unframe};
 use crate::{CommandEnvelope, EventEnvelope, SchemaError};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -290,7 +290,7 @@ impl SchemaCatalog {
 
     /// Encodes a command as a Confluent-framed Avro message.
     pub fn encode_command(&self, c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
-        Ok(frame(self.command_id, &binary::encode_command(c)?))
+        binary::encode_command_after(frame_header(self.command_id, 256), c)
     }
 
     /// Decodes a Confluent-framed command. `UnknownSchema` means: call [`Self::fetch`] and retry.
@@ -305,7 +305,7 @@ impl SchemaCatalog {
 
     /// Encodes an event as a Confluent-framed Avro message.
     pub fn encode_event(&self, e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
-        Ok(frame(self.event_id, &binary::encode_event(e)?))
+        binary::encode_event_after(frame_header(self.event_id, 192), e)
     }
 
     /// Decodes a Confluent-framed event.

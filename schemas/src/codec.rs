@@ -21,10 +21,17 @@ pub const RATE_SCALE: u32 = 4;
 
 /// Prepends the Confluent frame to an Avro body.
 pub fn frame(schema_id: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + body.len());
+    let mut out = frame_header(schema_id, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The Confluent framing header alone (magic byte, schema id), with room for a body of
+/// `body_capacity` bytes after it.
+pub fn frame_header(schema_id: u32, body_capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body_capacity);
     out.push(0);
     out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(body);
     out
 }
 

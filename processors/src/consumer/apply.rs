@@ -65,10 +65,6 @@ pub struct BatchOutput {
     pub dlq: Vec<OutRecord>,
     /// Error classes of the DLQ records, for metrics.
     pub dlq_classes: Vec<&'static str>,
-    /// Command ids resolved by this batch (applied or rejected).
-    pub resolved: Vec<String>,
-    /// issued_at of each resolved command, for latency metrics.
-    pub issued_at_ms: Vec<i64>,
     /// Outcome counts.
     pub counts: Counts,
     /// Next offset per partition after this batch.
@@ -76,6 +72,17 @@ pub struct BatchOutput {
     /// Position of this batch in the applier's sequence; pass it to [`Applier::committed`]
     /// once the mutations are durable.
     pub seq: u64,
+}
+
+impl BatchOutput {
+    /// The commands this batch resolved (applied or rejected), with their `issued_at`: the
+    /// outcome rows it writes.
+    pub fn resolved(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.mutations.iter().filter_map(|m| match m {
+            Mutation::PutCommand { command_id, status, .. } => Some((command_id.as_str(), status.issued_at_ms)),
+            _ => None,
+        })
+    }
 }
 
 /// What a batch changed, kept until its commit is confirmed: the store does not have it yet,
@@ -226,18 +233,21 @@ impl Applier {
                     let working = invoices.get_mut(&slot).ok_or_else(|| StoreError::Engine("overlay lost an entry".into()))?;
                     let decision = domain::decide(working.current.as_ref(), &cmd);
                     match decision {
-                        Decision::Accepted { invoice, events } => match self.encode_events(&cmd, &key, &events) {
-                            Ok(records) => {
-                                working.current = Some(invoice);
-                                working.changed = true;
-                                out.events.extend(records);
-                                self.audit(&cmd, &events, &mut out.mutations);
-                                self.record(&cmd, m, CommandState::Applied, &mut out);
-                                out.counts.applied += 1;
-                                continue;
+                        Decision::Accepted { invoice, events } => {
+                            let audit = self.audit(&cmd, &events);
+                            match self.encode_events(&cmd, &key, events) {
+                                Ok(records) => {
+                                    working.current = Some(invoice);
+                                    working.changed = true;
+                                    out.events.extend(records);
+                                    out.mutations.push(audit);
+                                    self.record(cmd, m, CommandState::Applied, &mut out);
+                                    out.counts.applied += 1;
+                                    continue;
+                                }
+                                Err(e) => Decision::Rejected(Rejection { code: "unencodable".into(), message: e.to_string() }),
                             }
-                            Err(e) => Decision::Rejected(Rejection { code: "unencodable".into(), message: e.to_string() }),
-                        },
+                        }
                         rejected => rejected,
                     }
                 }
@@ -250,9 +260,9 @@ impl Applier {
                 message: r.message.clone(),
             };
             // A rejection event holds only strings; it always encodes.
-            out.events.extend(self.encode_events(&cmd, &key, std::slice::from_ref(&event)).unwrap_or_default());
-            self.audit(&cmd, std::slice::from_ref(&event), &mut out.mutations);
-            self.record(&cmd, m, CommandState::Rejected { code: r.code, message: r.message }, &mut out);
+            out.mutations.push(self.audit(&cmd, std::slice::from_ref(&event)));
+            out.events.extend(self.encode_events(&cmd, &key, vec![event]).unwrap_or_default());
+            self.record(cmd, m, CommandState::Rejected { code: r.code, message: r.message }, &mut out);
             out.counts.rejected += 1;
         }
 
@@ -273,46 +283,49 @@ impl Applier {
         Ok(out)
     }
 
-    fn record(&self, cmd: &CommandEnvelope, m: &RawMessage<'_>, state: CommandState, out: &mut BatchOutput) {
+    /// The command's outcome row; the command's last use, so it gives up its ids.
+    fn record(&self, cmd: CommandEnvelope, m: &RawMessage<'_>, state: CommandState, out: &mut BatchOutput) {
+        let (command_type, invoice_id) = (cmd.payload.type_name().into(), cmd.payload.invoice_id().into());
         out.mutations.push(Mutation::PutCommand {
-            tenant_id: cmd.tenant_id.clone(),
-            command_id: cmd.command_id.clone(),
+            tenant_id: cmd.tenant_id,
+            command_id: cmd.command_id,
             status: CommandStatus {
-                command_type: cmd.payload.type_name().into(),
-                invoice_id: cmd.payload.invoice_id().into(),
+                command_type,
+                invoice_id,
                 state,
                 issued_at_ms: cmd.issued_at_ms,
                 partition: m.partition,
                 offset: m.offset,
             },
         });
-        out.resolved.push(cmd.command_id.clone());
-        out.issued_at_ms.push(cmd.issued_at_ms);
     }
 
-    fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: &[Event]) -> Result<Vec<OutRecord>, SchemaError> {
+    fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: Vec<Event>) -> Result<Vec<OutRecord>, SchemaError> {
         let mut headers = Vec::new();
         if let Some(c) = &cmd.correlation_id {
             headers.push((topics::HEADER_CORRELATION_ID, c.clone()));
         }
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let envelope = EventEnvelope {
-                    event_id: ids::event_id(&cmd.command_id, i),
-                    command_id: cmd.command_id.clone(),
-                    tenant_id: cmd.tenant_id.clone(),
-                    correlation_id: cmd.correlation_id.clone(),
-                    occurred_at_ms: cmd.issued_at_ms,
-                    event: e.clone(),
-                };
-                Ok(OutRecord { key: key.to_vec(), payload: self.catalog.encode_event(&envelope)?, headers: headers.clone() })
-            })
-            .collect()
+        let mut records = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().enumerate();
+        let Some((_, first)) = events.next() else { return Ok(records) };
+        // One envelope for all of a command's events: only the id and the event change.
+        let mut envelope = EventEnvelope {
+            event_id: ids::event_id(&cmd.command_id, 0),
+            command_id: cmd.command_id.clone(),
+            tenant_id: cmd.tenant_id.clone(),
+            correlation_id: cmd.correlation_id.clone(),
+            occurred_at_ms: cmd.issued_at_ms,
+            event: first,
+        };
+        loop {
+            records.push(OutRecord { key: key.to_vec(), payload: self.catalog.encode_event(&envelope)?, headers: headers.clone() });
+            let Some((i, next)) = events.next() else { return Ok(records) };
+            envelope.event_id = ids::event_id(&cmd.command_id, i);
+            envelope.event = next;
+        }
     }
 
-    fn audit(&self, cmd: &CommandEnvelope, events: &[Event], mutations: &mut Vec<Mutation>) {
+    fn audit(&self, cmd: &CommandEnvelope, events: &[Event]) -> Mutation {
         let events = events
             .iter()
             .map(|e| AuditEvent {
@@ -325,14 +338,14 @@ impl Applier {
                 },
             })
             .collect();
-        mutations.push(Mutation::Audit(AuditEntry {
+        Mutation::Audit(AuditEntry {
             tenant_id: cmd.tenant_id.clone(),
             day: Date::from_unix_millis(cmd.issued_at_ms),
             issued_at_ms: cmd.issued_at_ms,
             command_id: cmd.command_id.clone(),
             invoice_id: cmd.payload.invoice_id().into(),
             events,
-        }));
+        })
     }
 
     /// Turns every changed invoice into its mutations: the invoice, its open-by-due row, and

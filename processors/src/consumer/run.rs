@@ -576,10 +576,10 @@ impl Committer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        for issued in &out.issued_at_ms {
+        for (_, issued) in out.resolved() {
             m.ingest_to_applied.observe((now_ms - issued).max(0) as f64 / 1000.0);
         }
-        self.deps.hub.resolved(out.resolved.iter().map(String::as_str));
+        self.deps.hub.resolved(out.resolved().map(|(id, _)| id));
         debug!(
             size,
             applied = out.counts.applied,
