@@ -14,6 +14,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// As in the `billstream` binary: allocation is a large share of these paths.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn create() -> CommandEnvelope {
     CommandEnvelope {
         command_id: "c-1".into(),
@@ -41,6 +45,8 @@ fn create() -> CommandEnvelope {
 }
 
 fn apply(c: &mut Criterion) {
+    let command_id = ids::random_command_id();
+    c.bench_function("ids/event_id", |b| b.iter(|| ids::event_id(black_box(&command_id), 1)));
     let cmd = create();
     c.bench_function("decide/create_invoice (5 lines)", |b| b.iter(|| decide(None, black_box(&cmd))));
 
@@ -75,8 +81,8 @@ fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
     for i in 0..250 {
         let tenant_id = format!("tenant-{}", i % 25);
         let invoice_id = format!("INV-{n}-{i}");
-        let mut create = create();
-        let CommandPayload::CreateInvoice(ci) = &mut create.payload else { unreachable!() };
+        let mut first = create();
+        let CommandPayload::CreateInvoice(ci) = &mut first.payload else { unreachable!() };
         ci.invoice_id = invoice_id.clone();
         let pay = |amount: &str, key: Option<String>| {
             let payment = RecordPayment {
@@ -91,7 +97,7 @@ fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
         };
         let key = format!("{invoice_id}-p1");
         let payloads = [
-            (create.payload, None),
+            (first.payload, None),
             (CommandPayload::IssueInvoice { invoice_id: invoice_id.clone() }, None),
             pay("1.00", Some(key)),
             pay("0.50", None),
