@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod outcome;
 pub mod store;
+pub mod stored_decimal;
 
 pub use error::StoreError;
 pub use store::HotStore;

@@ -53,14 +53,19 @@ pub struct InvoiceLine {
     /// What is billed.
     pub description: String,
     /// Quantity.
+    #[serde(with = "crate::stored_decimal")]
     pub quantity: Decimal,
     /// Unit price.
+    #[serde(with = "crate::stored_decimal")]
     pub unit_price: Decimal,
     /// Tax rate in percent.
+    #[serde(with = "crate::stored_decimal")]
     pub tax_rate: Decimal,
     /// Rounded net amount.
+    #[serde(with = "crate::stored_decimal")]
     pub net: Decimal,
     /// Rounded tax amount.
+    #[serde(with = "crate::stored_decimal")]
     pub tax: Decimal,
 }
 
@@ -72,6 +77,7 @@ pub struct Payment {
     /// The command that recorded it.
     pub command_id: String,
     /// Amount.
+    #[serde(with = "crate::stored_decimal")]
     pub amount: Decimal,
     /// e.g. `card`.
     pub method: String,
@@ -101,12 +107,16 @@ pub struct Invoice {
     /// Lines with rounded amounts.
     pub lines: Vec<InvoiceLine>,
     /// Sum of line nets.
+    #[serde(with = "crate::stored_decimal")]
     pub subtotal: Decimal,
     /// Sum of line taxes.
+    #[serde(with = "crate::stored_decimal")]
     pub tax: Decimal,
     /// subtotal + tax.
+    #[serde(with = "crate::stored_decimal")]
     pub total: Decimal,
     /// Sum of payments.
+    #[serde(with = "crate::stored_decimal")]
     pub amount_paid: Decimal,
     /// Payments in the order applied.
     pub payments: Vec<Payment>,

@@ -11,6 +11,7 @@ use crate::StoreError;
 use crate::domain::{Invoice, InvoiceStatus};
 use billstream_schemas::Date;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use crate::stored_decimal::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -117,9 +118,10 @@ impl Table {
 }
 
 /// On-disk layout of this build. 2: command outcomes split by kind of id and keyed id first,
-/// audit log day first, as above (1 had the tenant first everywhere).
+/// audit log day first, as above (1 had the tenant first everywhere). 3: amounts as
+/// mantissa and scale instead of text (see [`crate::stored_decimal`]).
 /// A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const FORMAT_KEY: &[u8] = b"format";
 
 /// Where an invoice lives: its partition (year, bucket).
@@ -268,9 +270,9 @@ impl FjallStore {
 impl HotStore for FjallStore {
     async fn apply(&self, batch: &[Mutation]) -> Result<(), StoreError> {
         // Writes are collected, then inserted in key order: consecutive memtable (skiplist)
-        // inserts then walk the same path, mostly in cache. The sort is stable, so a row
-        // removed and re-inserted in one batch (an open item whose due date did not move)
-        // keeps its last write.
+        // inserts then walk the same path, mostly in cache. The sort is stable, so of the
+        // writes to one row (an open item removed and re-inserted because a partial payment
+        // left its due date where it was) the last comes last: only it is inserted.
         let mut ops: Vec<(Table, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(batch.len() * 2);
         for m in batch {
             match m {
@@ -295,7 +297,7 @@ impl HotStore for FjallStore {
                     ops.push((Table::OpenByDue, open_key(tenant_id, *due_date, invoice_id), None));
                 }
                 Mutation::PutTotals(k, v) => ops.push((Table::Totals, totals_key(k), Some(encode(v)))),
-                Mutation::PutMonthPaid(k, v) => ops.push((Table::MonthPaid, month_key(k), Some(encode(v)))),
+                Mutation::PutMonthPaid(k, v) => ops.push((Table::MonthPaid, month_key(k), Some(encode(&Amount(*v))))),
                 Mutation::PutCommand { tenant_id, command_id, status } => {
                     ops.push((Table::for_command(command_id), command_key(tenant_id, command_id), Some(encode(status))));
                 }
@@ -314,7 +316,11 @@ impl HotStore for FjallStore {
         if self.sync_commits {
             b = b.durability(Some(PersistMode::SyncData));
         }
-        for (table, key, value) in ops {
+        let mut ops = ops.into_iter().peekable();
+        while let Some((table, key, value)) = ops.next() {
+            if ops.peek().is_some_and(|(t, k, _)| *t == table && *k == key) {
+                continue;
+            }
             let ks = self.keyspace(table);
             match value {
                 Some(v) => b.insert(ks, key, v),
@@ -340,7 +346,7 @@ impl HotStore for FjallStore {
     }
 
     async fn get_month_paid(&self, key: &MonthKey) -> Result<Option<Decimal>, StoreError> {
-        self.get(&self.month_paid, "tenant_month_paid", &month_key(key))
+        Ok(self.get::<Amount>(&self.month_paid, "tenant_month_paid", &month_key(key))?.map(|a| a.0))
     }
 
     async fn partition_offsets(&self, cluster_id: &str, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
@@ -445,7 +451,7 @@ impl HotStore for FjallStore {
             let bucket = r.u32().ok_or_else(|| corrupt_key("tenant_month_paid"))?;
             let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key("tenant_month_paid"))?;
             let key = MonthKey { tenant_id: tenant_id.to_string(), year_month, bucket, currency };
-            out.push((key, decode("tenant_month_paid", &v)?));
+            out.push((key, decode::<Amount>("tenant_month_paid", &v)?.0));
         }
         Ok(out)
     }

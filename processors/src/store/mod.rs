@@ -89,6 +89,7 @@ pub struct TotalsKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     /// Sum of balances due of open invoices.
+    #[serde(with = "crate::stored_decimal")]
     pub outstanding: Decimal,
     /// Invoice counts by status: draft, open, paid, void.
     pub counts: [u64; 4],
@@ -119,6 +120,7 @@ pub struct OpenItem {
     /// Its currency.
     pub currency: Currency,
     /// Its balance due.
+    #[serde(with = "crate::stored_decimal")]
     pub balance_due: Decimal,
 }
 
