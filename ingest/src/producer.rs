@@ -11,7 +11,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
 /// One encoded command ready to publish.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OutgoingCommand {
     /// Partition key: tenant or tenant/bucket.
     pub key: String,

@@ -16,7 +16,8 @@ use billstream_processors::store::{CommandState, CommandStatus, Tenant};
 use billstream_schemas::topics::partition_key;
 use billstream_schemas::{CommandEnvelope, Date, SchemaError};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,6 +89,26 @@ impl WriteParams {
 }
 
 /// A validated command turned into an envelope and its outgoing record.
+/// The batch endpoint's answer.
+#[derive(Serialize)]
+struct BatchResponse<'a> {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<ItemResult<'a>>,
+}
+
+/// One item of a batch's answer, in request order.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ItemResult<'a> {
+    /// Valid, not yet sent (replaced before the answer is written).
+    Pending,
+    Accepted { status: &'static str, command_id: &'a str, invoice_id: &'a str },
+    Rejected { status: &'static str, error: ApiError },
+    /// With `?wait=applied`: the command's status.
+    Json(Value),
+}
+
 struct Prepared {
     command_id: String,
     invoice_id: String,
@@ -256,25 +277,29 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
         ));
     }
     let (today, issued_at) = (Date::today_utc(), now_ms());
-    let mut results: Vec<Value> = Vec::with_capacity(parsed.commands.len());
-    let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+    let mut results: Vec<ItemResult<'_>> = Vec::with_capacity(parsed.commands.len());
+    let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(parsed.commands.len());
+    // Error paths name the item ("commands[3].amount"); the prefix is written into one buffer.
+    let mut prefix = String::with_capacity(24);
     for (i, raw) in parsed.commands.iter().enumerate() {
-        let prefix = format!("commands[{i}].");
+        prefix.clear();
+        let _ = write!(prefix, "commands[{i}].");
         let p = request::parse::<BatchItem>(raw.get().as_bytes(), &prefix)
             .and_then(|item| request::batch_item(&prefix, item, today))
             .and_then(|v| prepare(&gw, &t, v, &corr, issued_at, &prefix));
         match p {
             Ok(p) => {
-                results.push(Value::Null);
+                results.push(ItemResult::Pending);
                 prepared.push((i, p));
             }
-            Err(e) => results.push(json!({"status": "rejected", "error": e})),
+            Err(error) => results.push(ItemResult::Rejected { status: "rejected", error }),
         }
     }
-    let outgoing: Vec<OutgoingCommand> = prepared.iter().map(|(_, p)| p.out.clone()).collect();
+    let outgoing: Vec<OutgoingCommand> = prepared.iter_mut().map(|(_, p)| std::mem::take(&mut p.out)).collect();
     let bytes: u64 = outgoing.iter().map(|o| o.payload.len() as u64).sum();
     admit(&gw, bytes)?;
     let sent = gw.producer.send_all(&outgoing).await;
+    drop(outgoing);
     record_produced(&gw, bytes);
     let mut accepted_ids = Vec::new();
     let mut accepted_at = Vec::new();
@@ -282,10 +307,13 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
         results[*i] = match r {
             Ok(()) => {
                 accepted_ids.push(p.command_id.clone());
-                accepted_at.push(*i);
-                json!({"status": "accepted", "command_id": p.command_id, "invoice_id": p.invoice_id})
+                accepted_at.push((*i, p.invoice_id.as_str()));
+                ItemResult::Accepted { status: "accepted", command_id: &p.command_id, invoice_id: &p.invoice_id }
             }
-            Err(e) => json!({"status": "rejected", "error": ApiError::unavailable(format!("the broker did not acknowledge: {e}"))}),
+            Err(e) => ItemResult::Rejected {
+                status: "rejected",
+                error: ApiError::unavailable(format!("the broker did not acknowledge: {e}")),
+            },
         };
     }
     let accepted = accepted_ids.len();
@@ -294,13 +322,15 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
     gw.metrics.commands.with_label_values(&["invalid"]).inc_by(rejected as u64);
     if wait {
         let statuses = wait_for(&gw, &t.tenant_id, &accepted_ids).await?;
-        for ((i, id), st) in accepted_at.iter().zip(&accepted_ids).zip(statuses) {
-            let invoice_id = results[*i]["invoice_id"].clone();
-            results[*i] = status_json(id, st.as_ref());
-            results[*i]["invoice_id"] = invoice_id;
+        for ((i, invoice_id), (id, st)) in accepted_at.iter().zip(accepted_ids.iter().zip(statuses)) {
+            let mut status = status_json(id, st.as_ref());
+            status["invoice_id"] = json!(invoice_id);
+            results[*i] = ItemResult::Json(status);
         }
     }
-    let mut resp = (StatusCode::OK, Json(json!({"accepted": accepted, "rejected": rejected, "results": results}))).into_response();
+    // Serialized straight from these types: building a JSON tree per item first was a tenth
+    // of the gateway's time under batch load.
+    let mut resp = (StatusCode::OK, Json(BatchResponse { accepted, rejected, results })).into_response();
     if let Ok(v) = HeaderValue::from_str(&corr) {
         resp.headers_mut().insert(CORRELATION_HEADER, v);
     }
