@@ -109,10 +109,18 @@ pub enum ApplyError {
 
 /// An invoice as loaded from the store and as changed in this batch.
 struct Working {
+    /// As the store (or an uncommitted batch) has it.
     stored: Option<Invoice>,
+    /// After this batch's commands, once one of them changed it.
     current: Option<Invoice>,
     bucket: u32,
-    changed: bool,
+}
+
+impl Working {
+    /// The invoice as the next command sees it.
+    fn latest(&self) -> Option<&Invoice> {
+        self.current.as_ref().or(self.stored.as_ref())
+    }
 }
 
 /// Applies batches. Keeps a cache of tenants (which never change once created) and what
@@ -231,17 +239,16 @@ impl Applier {
                     if !invoices.contains_key(&slot) {
                         let stored = self.latest_invoice(&slot).await?;
                         let bucket = bucket_of(&invoice_id, tenant.buckets);
-                        invoices.insert(slot.clone(), Working { current: stored.clone(), stored, bucket, changed: false });
+                        invoices.insert(slot.clone(), Working { stored, current: None, bucket });
                     }
                     let working = invoices.get_mut(&slot).ok_or_else(|| StoreError::Engine("overlay lost an entry".into()))?;
-                    let decision = domain::decide(working.current.as_ref(), &cmd);
+                    let decision = domain::decide(working.latest(), &cmd);
                     match decision {
                         Decision::Accepted { invoice, events } => {
                             let audit = self.audit(&cmd, &events);
                             match self.encode_events(&cmd, &key, events) {
                                 Ok(records) => {
                                     working.current = Some(invoice);
-                                    working.changed = true;
                                     out.events.extend(records);
                                     out.mutations.push(audit);
                                     self.record(cmd, m, CommandState::Applied, &mut out);
@@ -362,7 +369,7 @@ impl Applier {
         let mut totals: HashMap<TotalsKey, Totals> = HashMap::new();
         let mut months: HashMap<MonthKey, Decimal> = HashMap::new();
         for (slot, w) in invoices {
-            let Some(current) = w.current.filter(|_| w.changed) else { continue };
+            let Some(current) = w.current else { continue };
             let stored = w.stored;
             let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket: w.bucket, currency: current.currency };
             if !totals.contains_key(&key) {
