@@ -88,7 +88,6 @@ impl WriteParams {
     }
 }
 
-/// A validated command turned into an envelope and its outgoing record.
 /// The batch endpoint's answer.
 #[derive(Serialize)]
 struct BatchResponse<'a> {
@@ -109,6 +108,7 @@ enum ItemResult<'a> {
     Json(Value),
 }
 
+/// A validated command turned into an envelope and its outgoing record.
 struct Prepared {
     command_id: String,
     invoice_id: String,
