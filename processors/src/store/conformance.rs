@@ -25,7 +25,7 @@ pub fn sample_invoice(tenant: &str, invoice_id: &str, year: i32) -> Invoice {
         issue_date: issue,
         due_date: Date::from_days(issue.days() + 30),
         status: InvoiceStatus::Draft,
-        lines: Vec::new(),
+        lines: Vec::new().into(),
         subtotal: d("100"),
         tax: d("20"),
         total: d("120"),
