@@ -107,7 +107,8 @@ pub struct Invoice {
     pub status: InvoiceStatus,
     /// Lines with rounded amounts. Fixed at creation and shared between the copies of an
     /// invoice (each command's decision starts from a copy; the batch overlay keeps one):
-    /// cloning the lines' strings was a tenth of the processor thread. Stored as a sequence.
+    /// cloning and dropping whole invoices was a tenth of the processor thread. Stored as a
+    /// sequence, as before.
     pub lines: Arc<[InvoiceLine]>,
     /// Sum of line nets.
     #[serde(with = "crate::stored_decimal")]
