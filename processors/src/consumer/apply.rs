@@ -14,6 +14,7 @@ use crate::StoreError;
 use billstream_schemas::topics::{self, bucket_of};
 use billstream_schemas::{CommandEnvelope, Date, Event, EventEnvelope, SchemaCatalog, SchemaError};
 use rust_decimal::Decimal;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -234,14 +235,14 @@ impl Applier {
                     message: format!("tenant {:?} does not exist", cmd.tenant_id),
                 }),
                 Some(tenant) => {
-                    let invoice_id = cmd.payload.invoice_id().to_string();
-                    let slot = (cmd.tenant_id.clone(), invoice_id.clone());
-                    if !invoices.contains_key(&slot) {
-                        let stored = self.latest_invoice(&slot).await?;
-                        let bucket = bucket_of(&invoice_id, tenant.buckets);
-                        invoices.insert(slot.clone(), Working { stored, current: None, bucket });
-                    }
-                    let working = invoices.get_mut(&slot).ok_or_else(|| StoreError::Engine("overlay lost an entry".into()))?;
+                    let working = match invoices.entry((cmd.tenant_id.clone(), cmd.payload.invoice_id().to_string())) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            let stored = self.latest_invoice(e.key()).await?;
+                            let bucket = bucket_of(&e.key().1, tenant.buckets);
+                            e.insert(Working { stored, current: None, bucket })
+                        }
+                    };
                     let decision = domain::decide(working.latest(), &cmd);
                     match decision {
                         Decision::Accepted { invoice, events } => {
