@@ -14,6 +14,10 @@ impl Key {
     pub(crate) fn new() -> Self {
         Key(Vec::with_capacity(64))
     }
+    /// A key appended to `buf` (a batch's buffer of keys and values); `done` gives it back.
+    pub(crate) fn after(buf: Vec<u8>) -> Self {
+        Key(buf)
+    }
     pub(crate) fn s(mut self, v: &str) -> Self {
         self.0.extend_from_slice(v.as_bytes());
         self.0.push(0);
@@ -68,12 +72,40 @@ impl<'a> KeyReader<'a> {
 /// Format version of stored values; a new layout gets a new number and a migration.
 const VALUE_VERSION: u8 = 1;
 
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+/// `v` as a stored value, in a buffer of its own.
+pub(crate) fn encode<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
     // Room for most rows at once: growing the Vec byte run by byte run showed up in profiles.
     let mut out = Vec::with_capacity(256);
+    encode_into(table, v, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `v` as a stored value to `out`; on failure `out` is left as it was.
+pub(crate) fn encode_into<T: Serialize>(table: &'static str, v: &T, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    let start = out.len();
     out.push(VALUE_VERSION);
-    // postcard into a Vec cannot fail for these plain data types.
-    postcard::to_extend(v, out).unwrap_or_else(|_| vec![VALUE_VERSION])
+    postcard::serialize_with_flavor(v, Append(out)).map_err(|e| {
+        out.truncate(start);
+        StoreError::Engine(format!("encoding a row of {table}: {e}"))
+    })
+}
+
+/// postcard output appended to a borrowed buffer.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
