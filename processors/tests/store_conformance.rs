@@ -49,14 +49,15 @@ async fn fjall_refuses_a_store_of_another_format() {
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     match FjallStore::open(&config) {
-        Err(e @ StoreError::Format { found: 1, expected: 3, .. }) => {
+        Err(e @ StoreError::Format { found: 1, expected: 4, .. }) => {
             assert!(e.to_string().contains("format 1"), "{e}");
         }
         other => panic!("expected a format error, got {other:?}"),
     }
 
-    // Format 2 (amounts as text) and a marker from a future build are refused too.
-    for marker in [2u32, 99] {
+    // Format 2 (amounts as text), 3 (no newest ordered command id) and a marker from a
+    // future build are refused too.
+    for marker in [2u32, 3, 99] {
         {
             let db = fjall::Database::builder(dir.path()).open().expect("raw open");
             let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
@@ -64,8 +65,65 @@ async fn fjall_refuses_a_store_of_another_format() {
             db.persist(fjall::PersistMode::SyncAll).expect("persist");
         }
         match FjallStore::open(&config) {
-            Err(StoreError::Format { found, expected: 3, .. }) if found == marker => {}
+            Err(StoreError::Format { found, expected: 4, .. }) if found == marker => {}
             other => panic!("expected a format error for {marker}, got {other:?}"),
         }
     }
+}
+
+/// The store answers "not stored" for a time-ordered id newer than every one it holds without
+/// reading the table; every id it does hold must still be found, whatever the order ids
+/// arrive in, in whichever text form, and after a reopen.
+#[tokio::test]
+async fn fjall_finds_every_time_ordered_command_id_across_reopen() {
+    use billstream_processors::HotStore;
+    use billstream_processors::store::{CommandState, CommandStatus, Mutation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = FjallConfig::new(dir.path());
+    let v7 = |millis: u64, r: u8| uuid::Builder::from_unix_timestamp_millis(millis, &[r; 10]).into_uuid();
+    let put = |id: String| Mutation::PutCommand {
+        tenant_id: "t".into(),
+        command_id: id,
+        status: CommandStatus {
+            command_type: "issue_invoice".into(),
+            invoice_id: "i".into(),
+            state: CommandState::Applied,
+            issued_at_ms: 1,
+            partition: 0,
+            offset: 0,
+        },
+    };
+    let base = 1_795_000_000_000;
+    let newest = v7(base + 5_000, 1).hyphenated().to_string();
+    // Newest first, then older ones, one in upper case and one braced (both parse as v7),
+    // then one sharing the newest one's millisecond.
+    let ids = [
+        newest.clone(),
+        v7(base, 2).hyphenated().to_string(),
+        v7(base + 1, 3).hyphenated().to_string().to_uppercase(),
+        v7(base + 2, 4).braced().to_string(),
+        v7(base + 5_000, 0).hyphenated().to_string(),
+    ];
+    let later = v7(base + 9_000, 5).hyphenated().to_string();
+    {
+        let store = FjallStore::open(&config).expect("open");
+        for id in &ids {
+            assert_eq!(store.get_command("t", id).await.expect("read"), None, "{id} not written yet");
+            store.apply(&[put(id.clone())]).await.expect("write");
+            assert!(store.get_command("t", id).await.expect("read").is_some(), "{id} found right after its write");
+        }
+        for id in &ids {
+            assert!(store.get_command("t", id).await.expect("read").is_some(), "{id} found after later writes");
+        }
+        assert_eq!(store.get_command("t", &later).await.expect("read"), None);
+    }
+    let store = FjallStore::open(&config).expect("reopen");
+    for id in &ids {
+        assert!(store.get_command("t", id).await.expect("read").is_some(), "{id} found after reopening");
+    }
+    assert_eq!(store.get_command("t", &later).await.expect("read"), None);
+    store.apply(&[put(later.clone())]).await.expect("write");
+    drop(store);
+    let store = FjallStore::open(&config).expect("reopen");
+    assert!(store.get_command("t", &later).await.expect("read").is_some(), "a later id found after the second reopen");
 }
