@@ -14,17 +14,23 @@ async fn fjall_keeps_state_across_reopen_and_refuses_a_second_owner() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = FjallConfig::new(dir.path());
     let inv = conformance::sample_invoice("t", "i", 2025);
+    // Large values live in blob files: they must be there after a reopen too.
+    let large = conformance::large_invoice("t", "i-large", 2025);
     {
         let store = FjallStore::open(&config).expect("open");
         use billstream_processors::HotStore;
         use billstream_processors::store::Mutation;
         store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 0, previous_status: None }]).await.expect("write");
+        store.apply(&[Mutation::PutInvoice { invoice: large.clone(), bucket: 0, previous_status: None }]).await.expect("write");
+        store.flush_memtables().expect("flush");
+        assert_eq!(store.get_invoice("t", "i-large").await.expect("read"), Some(large.clone()), "read from disk");
         let second = FjallStore::open(&config).expect_err("locked");
         assert!(second.to_string().contains("in use"), "{second}");
     }
     let store = FjallStore::open(&config).expect("reopen");
     use billstream_processors::HotStore;
     assert_eq!(store.get_invoice("t", "i").await.expect("read"), Some(inv));
+    assert_eq!(store.get_invoice("t", "i-large").await.expect("read"), Some(large));
 }
 
 #[tokio::test]
