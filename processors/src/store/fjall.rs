@@ -456,6 +456,11 @@ impl FjallStore {
         }
     }
 
+    /// One row of `table` by key.
+    fn row<T: serde::de::DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.get(self.keyspace(table), table.name(), key)
+    }
+
     fn scan(&self, ks: &Keyspace, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Row>, StoreError> {
         let mut out = Vec::new();
         let iter = match after {
@@ -484,10 +489,10 @@ impl HotStore for FjallStore {
     }
 
     async fn get_invoice(&self, tenant_id: &str, invoice_id: &str) -> Result<Option<Invoice>, StoreError> {
-        let Some(loc) = self.get::<Location>(&self.locator, "invoice_locator", &locator_key(Key::new(), tenant_id, invoice_id).done())? else {
+        let Some(loc) = self.row::<Location>(Table::Locator, &locator_key(Key::new(), tenant_id, invoice_id).done())? else {
             return Ok(None);
         };
-        self.get(&self.invoices, "invoices", &invoice_key(Key::new(), tenant_id, loc.year, loc.bucket, invoice_id).done())
+        self.row(Table::Invoices, &invoice_key(Key::new(), tenant_id, loc.year, loc.bucket, invoice_id).done())
     }
 
     async fn get_command(&self, tenant_id: &str, command_id: &str) -> Result<Option<CommandStatus>, StoreError> {
@@ -496,23 +501,23 @@ impl HotStore for FjallStore {
             return Ok(None);
         }
         let table = Table::for_command(prefix);
-        self.get(self.keyspace(table), table.name(), &command_key(Key::new(), tenant_id, command_id).done())
+        self.row(table, &command_key(Key::new(), tenant_id, command_id).done())
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
-        self.get(&self.totals, "tenant_totals", &totals_key(Key::new(), key).done())
+        self.row(Table::Totals, &totals_key(Key::new(), key).done())
     }
 
     async fn get_month_paid(&self, key: &MonthKey) -> Result<Option<Decimal>, StoreError> {
-        Ok(self.get::<Amount>(&self.month_paid, "tenant_month_paid", &month_key(Key::new(), key).done())?.map(|a| a.0))
+        Ok(self.row::<Amount>(Table::MonthPaid, &month_key(Key::new(), key).done())?.map(|a| a.0))
     }
 
     async fn partition_offsets(&self, cluster_id: &str, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
         let prefix = Key::new().s(cluster_id).s(topic).done();
         let mut out = BTreeMap::new();
         for (k, v) in self.scan(&self.offsets, &prefix, None, usize::MAX)? {
-            let partition = KeyReader(&k[prefix.len()..]).i32().ok_or_else(|| corrupt_key("offsets"))?;
-            let next = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| corrupt_key("offsets"))?;
+            let partition = KeyReader(&k[prefix.len()..]).i32().ok_or_else(|| corrupt_key(Table::Offsets.name()))?;
+            let next = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| corrupt_key(Table::Offsets.name()))?;
             out.insert(partition, i64::from_be_bytes(next));
         }
         Ok(out)
@@ -570,16 +575,16 @@ impl HotStore for FjallStore {
         let mut last = None;
         for (k, v) in rows.into_iter().take(limit) {
             let inv = match status {
-                None => decode::<Invoice>("invoices", &v)?,
+                None => decode::<Invoice>(Table::Invoices.name(), &v)?,
                 Some(_) => {
                     let mut r = KeyReader(&k[prefix.len()..]);
                     let (year, bucket, id) = (r.i32(), r.u32(), r.s());
                     let (Some(year), Some(bucket), Some(id)) = (year, bucket, id) else {
-                        return Err(corrupt_key("invoices_by_status"));
+                        return Err(corrupt_key(Table::ByStatus.name()));
                     };
-                    match self.get(&self.invoices, "invoices", &invoice_key(Key::new(), tenant_id, year, bucket, id).done())? {
+                    match self.row(Table::Invoices, &invoice_key(Key::new(), tenant_id, year, bucket, id).done())? {
                         Some(inv) => inv,
-                        None => return Err(StoreError::Corrupt { table: "invoices_by_status", detail: format!("dangling entry for {id}") }),
+                        None => return Err(StoreError::Corrupt { table: Table::ByStatus.name(), detail: format!("dangling entry for {id}") }),
                     }
                 }
             };
@@ -594,9 +599,9 @@ impl HotStore for FjallStore {
         let mut out = Vec::new();
         for (k, v) in self.scan(&self.totals, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
-            let bucket = r.u32().ok_or_else(|| corrupt_key("tenant_totals"))?;
-            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key("tenant_totals"))?;
-            out.push((TotalsKey { tenant_id: tenant_id.to_string(), bucket, currency }, decode("tenant_totals", &v)?));
+            let bucket = r.u32().ok_or_else(|| corrupt_key(Table::Totals.name()))?;
+            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key(Table::Totals.name()))?;
+            out.push((TotalsKey { tenant_id: tenant_id.to_string(), bucket, currency }, decode(Table::Totals.name(), &v)?));
         }
         Ok(out)
     }
@@ -606,10 +611,10 @@ impl HotStore for FjallStore {
         let mut out = Vec::new();
         for (k, v) in self.scan(&self.month_paid, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
-            let bucket = r.u32().ok_or_else(|| corrupt_key("tenant_month_paid"))?;
-            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key("tenant_month_paid"))?;
+            let bucket = r.u32().ok_or_else(|| corrupt_key(Table::MonthPaid.name()))?;
+            let currency = r.s().and_then(|c| c.parse().ok()).ok_or_else(|| corrupt_key(Table::MonthPaid.name()))?;
             let key = MonthKey { tenant_id: tenant_id.to_string(), year_month, bucket, currency };
-            out.push((key, decode::<Amount>("tenant_month_paid", &v)?.0));
+            out.push((key, decode::<Amount>(Table::MonthPaid.name(), &v)?.0));
         }
         Ok(out)
     }
@@ -620,7 +625,7 @@ impl HotStore for FjallStore {
         let mut out = Vec::new();
         for item in self.open_by_due.range(prefix.clone()..end) {
             let (_, v) = item.into_inner().map_err(engine)?;
-            out.push(decode("open_by_due", &v)?);
+            out.push(decode(Table::OpenByDue.name(), &v)?);
         }
         Ok(out)
     }
@@ -631,9 +636,9 @@ impl HotStore for FjallStore {
         for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
             let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.s()) else {
-                return Err(corrupt_key("audit"));
+                return Err(corrupt_key(Table::Audit.name()));
             };
-            let row: StoredAudit<'static> = decode("audit", &v)?;
+            let row: StoredAudit<'static> = decode(Table::Audit.name(), &v)?;
             out.push(AuditEntry {
                 tenant_id: tenant_id.to_string(),
                 day,

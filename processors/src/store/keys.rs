@@ -90,7 +90,9 @@ pub(crate) fn encode_into<T: Serialize>(table: &'static str, v: &T, out: &mut Ve
     })
 }
 
-/// postcard output appended to a borrowed buffer.
+/// postcard output appended to a borrowed buffer. `postcard::to_io` into `&mut Vec` does the
+/// same through `io::Write`, measurably slower (callgrind, store commit of 1,000 invoices:
+/// 19.34M instructions against 18.40M with this).
 struct Append<'a>(&'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for Append<'_> {
