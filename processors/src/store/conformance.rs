@@ -62,6 +62,7 @@ pub async fn run(store: &dyn HotStore) {
     batches_are_atomic_with_offsets(store).await;
     tenants_and_keys(store).await;
     totals_months_open_items_and_audit(store).await;
+    audit_log_in_issue_order_across_seconds_and_batches(store).await;
 }
 
 async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
@@ -245,4 +246,45 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
     let log = store.audit(&t, day).await.expect("read");
     assert_eq!(log.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>(), ["z-earlier", "a-later"], "issue order, one day");
     assert_eq!(log[0], audit(1, "z-earlier"), "read back whole");
+}
+
+/// A tenant's day reads back in issue order whatever the batches: rows in many seconds, a
+/// second written again by a later batch, a late row for a second already passed, another
+/// tenant in the same seconds, rows of the days around it.
+async fn audit_log_in_issue_order_across_seconds_and_batches(store: &dyn HotStore) {
+    let (t, other) = (unique("conf-audit"), unique("conf-audit-other"));
+    let day = Date::from_days(20_100);
+    let start = i64::from(day.days()) * 86_400_000;
+    let entry = |tenant: &str, ms: i64, command: &str| AuditEntry {
+        tenant_id: tenant.to_string(),
+        day: Date::from_unix_millis(start + ms),
+        issued_at_ms: start + ms,
+        command_id: command.into(),
+        invoice_id: format!("inv-{command}"),
+        events: vec![AuditEvent { kind: "payment_recorded".into(), detail: format!("at {ms}") }],
+    };
+    let batches: [&[(i64, &str)]; 3] = [
+        &[(1_500, "c"), (0, "a"), (999, "b"), (1_500, "b2"), (61_000, "e"), (86_399_999, "last")],
+        // The same seconds again, then a row for a second before them (a lagging partition).
+        &[(1_000, "c0"), (61_000, "d"), (62_000, "f"), (500, "a2")],
+        // The day before and the day after.
+        &[(-1, "yesterday"), (86_400_000, "tomorrow"), (2_000, "g")],
+    ];
+    for batch in batches {
+        let mut mutations: Vec<_> = batch.iter().map(|&(ms, c)| Mutation::Audit(entry(&t, ms, c))).collect();
+        mutations.push(Mutation::Audit(entry(&other, 1_200, &format!("other-{}", batch.len()))));
+        store.apply(&mutations).await.expect("write");
+    }
+    let log = store.audit(&t, day).await.expect("read");
+    let commands: Vec<_> = log.iter().map(|e| e.command_id.as_str()).collect();
+    assert_eq!(
+        commands,
+        ["a", "a2", "b", "c0", "b2", "c", "g", "d", "e", "f", "last"],
+        "one tenant's day, by issued_at then command id"
+    );
+    assert_eq!(log[3], entry(&t, 1_000, "c0"), "read back whole");
+    assert_eq!(store.audit(&other, day).await.expect("read").len(), 3, "the other tenant's rows are its own");
+    let next: Vec<_> = store.audit(&t, Date::from_days(day.days() + 1)).await.expect("read").into_iter().map(|e| e.command_id).collect();
+    assert_eq!(next, ["tomorrow"]);
+    assert!(store.audit(&unique("conf-audit-none"), day).await.expect("read").is_empty());
 }
