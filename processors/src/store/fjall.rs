@@ -69,6 +69,10 @@ pub struct FjallStore {
 /// not once per command. Empty after an open: the first batch then writes its rows again.
 type Marked = HashMap<String, (i32, i64)>;
 
+/// Tenants [`Marked`] remembers at most (a few MiB); past that it starts over, which only
+/// costs index rows written again.
+const MARKED_TENANTS_MAX: usize = 65_536;
+
 impl std::fmt::Debug for FjallStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FjallStore").field("sync_commits", &self.sync_commits).finish()
@@ -468,6 +472,9 @@ impl FjallStore {
             b.insert(&self.audit_seconds, audit_index_key(Key::new(), tenant, Date::from_days(day), second).done(), []);
         }
         b.commit().map_err(engine)?;
+        if marked.len() + seconds.len() > MARKED_TENANTS_MAX {
+            marked.clear();
+        }
         for (tenant, day, second) in seconds {
             match marked.get_mut(tenant) {
                 Some(newest) => *newest = (*newest).max((day, second)),
