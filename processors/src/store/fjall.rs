@@ -67,7 +67,7 @@ pub struct FjallStore {
 /// The newest (day, second) whose `audit_seconds` row each tenant is known to have (written
 /// by a committed batch of this process), so a batch writes the index row of a second once,
 /// not once per command. Empty after an open: the first batch then writes its rows again.
-type Marked = HashMap<String, (i32, i64)>;
+type Marked = HashMap<String, (Date, i64)>;
 
 /// Tenants [`Marked`] remembers at most (a few MiB); past that it starts over, which only
 /// costs index rows written again.
@@ -138,11 +138,21 @@ enum Table {
 }
 
 impl Table {
-    /// Where a command's outcome lives: `commands` for time-ordered ids (UUID v7, as the
-    /// gateway makes for requests without an Idempotency-Key), `commands_keyed` for any other
-    /// id (derived from an Idempotency-Key, or chosen by a producer writing to Kafka directly).
-    /// Random ids among the ordered ones would make every table's key range span the newest
-    /// ids again.
+    /// Every table, in write order.
+    const ALL: [Table; 11] = [
+        Table::Invoices,
+        Table::Locator,
+        Table::ByStatus,
+        Table::OpenByDue,
+        Table::Totals,
+        Table::MonthPaid,
+        Table::Commands,
+        Table::KeyedCommands,
+        Table::Audit,
+        Table::AuditIndex,
+        Table::Offsets,
+    ];
+
     /// The keyspace's name on disk (also what errors call the table).
     fn name(self) -> &'static str {
         match self {
@@ -161,6 +171,11 @@ impl Table {
         }
     }
 
+    /// Where a command's outcome lives: `commands` for time-ordered ids (UUID v7, as the
+    /// gateway makes for requests without an Idempotency-Key), `commands_keyed` for any other
+    /// id (derived from an Idempotency-Key, or chosen by a producer writing to Kafka directly).
+    /// Random ids among the ordered ones would make every table's key range span the newest
+    /// ids again.
     fn for_command(ordered_prefix: Option<u64>) -> Table {
         if ordered_prefix.is_some() { Table::Commands } else { Table::KeyedCommands }
     }
@@ -362,7 +377,7 @@ impl FjallStore {
     /// waits for it, as a long run would. For tests that must read from disk, not memory.
     #[doc(hidden)]
     pub fn flush_memtables(&self) -> Result<(), StoreError> {
-        for table in [Table::Invoices, Table::Locator, Table::ByStatus, Table::Commands, Table::KeyedCommands, Table::Audit, Table::AuditIndex] {
+        for table in Table::ALL {
             self.keyspace(table).rotate_memtable_and_wait().map_err(engine)?;
         }
         Ok(())
@@ -433,7 +448,7 @@ impl FjallStore {
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
                     w.put(Table::Audit, |k| audit_key(k, &e.tenant_id, e.day, e.issued_at_ms, &e.command_id), &row)?;
-                    seconds.push((e.tenant_id.as_str(), e.day.days(), audit_second(e.issued_at_ms)));
+                    seconds.push((e.tenant_id.as_str(), e.day, audit_second(e.issued_at_ms)));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
                     w.put_raw(Table::Offsets, |k| offset_key(k, cluster_id, topic, *partition), &next_offset.to_be_bytes());
@@ -469,7 +484,7 @@ impl FjallStore {
         // Only the seconds not marked yet; the map learns them once the batch has landed.
         seconds.retain(|(tenant, day, second)| marked.get(*tenant) != Some(&(*day, *second)));
         for &(tenant, day, second) in &seconds {
-            b.insert(&self.audit_seconds, audit_index_key(Key::new(), tenant, Date::from_days(day), second).done(), []);
+            b.insert(&self.audit_seconds, audit_index_key(Key::new(), tenant, day, second).done(), []);
         }
         b.commit().map_err(engine)?;
         if marked.len() + seconds.len() > MARKED_TENANTS_MAX {
