@@ -107,14 +107,14 @@ impl Default for HttpConfig {
 pub struct ProcessorSection {
     /// Most messages per batch (one store commit, one fsync).
     pub max_batch: usize,
-    /// How long a batch keeps filling after its first message, e.g. "5ms".
+    /// How long a batch keeps filling after its first message, e.g. "1ms".
     #[serde(deserialize_with = "duration")]
     pub linger: Duration,
 }
 
 impl Default for ProcessorSection {
     fn default() -> Self {
-        ProcessorSection { max_batch: 5000, linger: Duration::from_millis(5) }
+        ProcessorSection { max_batch: 5000, linger: Duration::from_millis(1) }
     }
 }
 

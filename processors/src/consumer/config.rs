@@ -17,7 +17,9 @@ pub struct ProcessorConfig {
     pub dlq_topic: String,
     /// Most messages in one batch.
     pub max_batch: usize,
-    /// How long to keep filling a batch after its first message.
+    /// How long to keep filling a batch after its first message. Under load batches fill up
+    /// on their own (messages queue while the previous batch is applied); at a moderate rate
+    /// the linger is latency added to every command.
     pub linger: Duration,
     /// How long the group waits for a silent member (a crashed processor) before giving
     /// its partitions to the others.
@@ -36,7 +38,7 @@ impl ProcessorConfig {
             events_topic: billstream_schemas::topics::EVENTS.into(),
             dlq_topic: billstream_schemas::topics::DLQ.into(),
             max_batch: 5000,
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(1),
             session_timeout: Duration::from_secs(10),
             kafka_overrides: Vec::new(),
         }
