@@ -114,7 +114,9 @@ pub struct ProcessorSection {
 
 impl Default for ProcessorSection {
     fn default() -> Self {
-        ProcessorSection { max_batch: 5000, linger: Duration::from_millis(1) }
+        // The processor's own defaults: one place to change them.
+        let p = billstream_processors::consumer::ProcessorConfig::new("");
+        ProcessorSection { max_batch: p.max_batch, linger: p.linger }
     }
 }
 

@@ -98,7 +98,12 @@ struct StoredAudit<'a> {
 /// MiB of new rows each (README, Performance). A tenant's day is read through
 /// `audit_seconds` ([`audit_index_key`]): the seconds it has rows in, then one range each.
 fn audit_key(k: Key, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
-    k.i32(day.days()).i64(audit_second(issued_at_ms)).s(tenant).i64(issued_at_ms).s(command_id)
+    audit_second_prefix(k, tenant, day, audit_second(issued_at_ms)).i64(issued_at_ms).s(command_id)
+}
+
+/// A tenant's rows of one second: the prefix of [`audit_key`].
+fn audit_second_prefix(k: Key, tenant: &str, day: Date, second: i64) -> Key {
+    k.i32(day.days()).i64(second).s(tenant)
 }
 
 fn audit_second(issued_at_ms: i64) -> i64 {
@@ -108,7 +113,12 @@ fn audit_second(issued_at_ms: i64) -> i64 {
 /// One row (no value) per tenant, day and second the tenant has audit rows in. Written once
 /// per second by a busy tenant (see [`Marked`]), at most once per row by a quiet one.
 fn audit_index_key(k: Key, tenant: &str, day: Date, second: i64) -> Key {
-    k.i32(day.days()).s(tenant).i64(second)
+    audit_index_prefix(k, tenant, day).i64(second)
+}
+
+/// A tenant's seconds of one day: the prefix of [`audit_index_key`].
+fn audit_index_prefix(k: Key, tenant: &str, day: Date) -> Key {
+    k.i32(day.days()).s(tenant)
 }
 
 /// Command id first, then tenant (ids are unique per tenant). Read by point lookup only, for
@@ -699,12 +709,12 @@ impl HotStore for FjallStore {
     }
 
     async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError> {
-        let index = Key::new().i32(day.days()).s(tenant_id).done();
+        let index = audit_index_prefix(Key::new(), tenant_id, day).done();
         let mut out = Vec::new();
         // The tenant's seconds in order, then each second's rows in (issued_at, command) order.
         for (k, _) in self.scan(&self.audit_seconds, &index, None, usize::MAX)? {
             let second = KeyReader(&k[index.len()..]).i64().ok_or_else(|| corrupt_key(Table::AuditIndex.name()))?;
-            let prefix = Key::new().i32(day.days()).i64(second).s(tenant_id).done();
+            let prefix = audit_second_prefix(Key::new(), tenant_id, day, second).done();
             for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
                 let mut r = KeyReader(&k[prefix.len()..]);
                 let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.s()) else {
