@@ -88,6 +88,9 @@ impl Report {
             opt(self.cpu_s_per_1k, " s"),
             opt(self.peak_rss_mb, " MiB"),
         );
+        if let (Some(n), Some(r)) = (self.details["preloaded_invoices"].as_u64(), self.details["store_fill_ratio"].as_f64()) {
+            out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
+        }
         if let Some(m) = self.max_sustained_per_s {
             out.push_str(&format!("max sustained/s     {m:.0}\n"));
         }

@@ -66,3 +66,17 @@ fn a_warmup_keeps_its_commands_out_of_the_latencies_but_not_out_of_the_loss_chec
         assert_eq!(r["latency_ms"][lat]["count"], 0, "{lat} in {r}");
     }
 }
+
+#[test]
+fn a_preload_fills_the_store_first_and_the_report_says_how_full() {
+    // "1x": flat out for as long as the measured run, which is held to 400 commands/s.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, r) = harness(dir.path(), &["--preload", "1x"]);
+    assert!(status.success(), "{r}");
+    assert_eq!(r["lost"], 0);
+    let preloaded = r["details"]["preloaded_invoices"].as_u64().expect("count");
+    let added = r["details"]["generated"]["invoices"].as_u64().expect("count");
+    assert!(preloaded > added, "a flat-out preload outruns a run at 400/s: {r}");
+    let ratio = r["details"]["store_fill_ratio"].as_f64().expect("ratio");
+    assert!((ratio - preloaded as f64 / added as f64).abs() <= 0.05, "{r}");
+}
