@@ -159,8 +159,8 @@ impl Watcher {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).ids.len() as u64
     }
 
-    /// How many of `accepted` were never seen. A pass over all of `accepted` with the watcher
-    /// held (a second for 40 million ids): not for polling.
+    /// How many of `accepted` were never seen: a pass over all of `accepted` with the watcher
+    /// held, not for polling.
     pub fn missing(&self, accepted: &HashSet<u64>) -> u64 {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         accepted.iter().filter(|id| !seen.ids.contains(id)).count() as u64
