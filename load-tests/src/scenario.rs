@@ -106,31 +106,30 @@ fn ticker(started: Instant, period: Duration, driver: &Arc<Driver>, watcher: &Wa
 }
 
 /// Waits until every accepted command was seen resolved, or until `idle` passes without a
-/// new one. Returns when the last one was seen.
+/// new one. Returns when the last one was seen and how many were never seen (the loss).
 ///
 /// It polls the count of ids seen; the exact check, a pass over every accepted id with the
 /// watcher held, runs only once the count could cover them, and at most every 250 ms. Run
 /// every 20 ms, that pass starved the watcher after a long preload (about 35 million ids):
 /// a 600 s preload needed a 180 s timeout to settle, and settles in 13-18 s now.
-async fn settle(driver: &Driver, watcher: &Watcher, idle: Duration) -> Instant {
+async fn settle(driver: &Driver, watcher: &Watcher, idle: Duration) -> (Instant, u64) {
     let started = Instant::now();
+    let missing = || watcher.missing(&driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted);
     let accepted = || driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted.len() as u64;
     let last_new = || watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).last_new;
     let mut checked: Option<Instant> = None;
     loop {
         if watcher.resolved() >= accepted() && checked.is_none_or(|c| c.elapsed() >= Duration::from_millis(250)) {
             checked = Some(Instant::now());
-            let missing = watcher.missing(&driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted);
-            if missing == 0 {
-                break;
+            if missing() == 0 {
+                return (last_new().unwrap_or(started), 0);
             }
         }
         if last_new().map_or(started, |t| t.max(started)).elapsed() > idle {
-            break;
+            return (last_new().unwrap_or(started), missing());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    last_new().unwrap_or(started)
 }
 
 /// Produces workload messages to the scratch topic while consuming them; the rate at which
@@ -217,9 +216,8 @@ async fn preload(target: &Target, opts: &Options) -> Result<u64> {
     let ticker = ticker(started, Duration::from_secs(5), &driver, &watcher);
     let resolved = || watcher.resolved();
     driver.run(&mut workload, 0.0, opts.preload, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
-    settle(&driver, &watcher, opts.settle_timeout).await;
+    let (_, lost) = settle(&driver, &watcher, opts.settle_timeout).await;
     ticker.abort();
-    let lost = watcher.missing(&driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted);
     if lost > 0 {
         bail!("preload: {lost} accepted commands were never applied");
     }
@@ -328,12 +326,11 @@ pub async fn run(opts: Options) -> Result<Report> {
             drive_secs = started.elapsed().as_secs_f64();
         }
     }
-    let last_resolution = settle(&driver, &watcher, opts.settle_timeout).await;
+    let (last_resolution, lost) = settle(&driver, &watcher, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
 
     let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
-    let lost = watcher.missing(&s.accepted);
     let seen = watcher.seen.lock().unwrap_or_else(|p| p.into_inner());
     let accepted = s.accepted.len() as u64;
     // From the start to the last command applied, and never shorter than the driving.
