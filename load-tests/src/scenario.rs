@@ -1,7 +1,7 @@
 //! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
 
 use crate::drive::{Driver, DriverKind, Sent, encode_items};
-use crate::observe::{Seen, Watcher, consumer_at_end};
+use crate::observe::{Seen, Watcher, consumer_at_end, processor_counter};
 use crate::report::Report;
 use crate::target::{self, RAW_TOPIC, Target};
 use crate::workload::{Workload, WorkloadConfig};
@@ -225,6 +225,44 @@ async fn preload(target: &Target, opts: &Options) -> Result<u64> {
     Ok(workload.generated.invoices)
 }
 
+/// The outcomes of `billstream_processor_messages_total`, in the order [`outcome_counts`]
+/// reports them.
+const OUTCOMES: [&str; 4] = ["applied", "rejected", "duplicate", "dlq"];
+
+/// The processors' message counters by outcome, from the pipeline's `/metrics` (cumulative
+/// since it started); `None` when they cannot be read.
+async fn processor_outcomes(base: &str) -> Option<[u64; 4]> {
+    let response = reqwest::get(format!("{base}/metrics")).await.ok()?.error_for_status().ok()?;
+    let text = response.text().await.ok()?;
+    Some(OUTCOMES.map(|o| processor_counter(&text, o)))
+}
+
+/// [`processor_outcomes`] once they stop moving and count at least `at_least` messages in all
+/// (the processors count a batch once it is committed, after its events are out). Gives up
+/// after 10 s with the last scrape.
+async fn settled_outcomes(base: &str, at_least: u64) -> Option<[u64; 4]> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = processor_outcomes(base).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = processor_outcomes(base).await?;
+        if (now == last && now.iter().sum::<u64>() >= at_least) || Instant::now() >= deadline {
+            return Some(now);
+        }
+        last = now;
+    }
+}
+
+/// What the processors counted between two scrapes, by outcome; null when either is missing.
+fn outcome_counts(before: Option<[u64; 4]>, after: Option<[u64; 4]>) -> serde_json::Value {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            OUTCOMES.iter().zip(a.iter().zip(b)).map(|(o, (a, b))| (o.to_string(), json!(a.saturating_sub(b)))).collect()
+        }
+        _ => json!(null),
+    }
+}
+
 /// Runs one scenario and returns its report.
 pub async fn run(opts: Options) -> Result<Report> {
     let target = match (&opts.url, &opts.brokers) {
@@ -274,6 +312,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let driver = Arc::new(Driver::new(opts.driver, &target)?);
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
+    let outcomes_before = settled_outcomes(&target.base, 0).await;
     let started = Instant::now();
     let latency_from_ms = crate::observe::now_ms() + opts.warmup.as_millis() as i64;
     watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
@@ -329,6 +368,12 @@ pub async fn run(opts: Options) -> Result<Report> {
     let (last_resolution, lost) = settle(&driver, &watcher, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
+    // Messages, not distinct commands: a retry is a message of its own, counted a duplicate.
+    let accepted_items = driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted_items;
+    let outcomes_after = match outcomes_before {
+        Some(b) => settled_outcomes(&target.base, b.iter().sum::<u64>() + accepted_items).await,
+        None => None,
+    };
 
     let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
     let seen = watcher.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -373,6 +418,10 @@ pub async fn run(opts: Options) -> Result<Report> {
                 "invalid_at_gateway": workload.generated.invalid_at_gateway,
                 "invalid_in_domain": workload.generated.invalid_in_domain,
             },
+            // What the processors did with this run's messages (their counters on `/metrics`,
+            // differences over the run): they add up to the accepted items (messages), and with
+            // a correct store `duplicate` is the retries, whatever the store already holds.
+            "processor_outcomes": outcome_counts(outcomes_before, outcomes_after),
             "unreadable_events": seen.unreadable,
             "drive_s": (drive_secs * 1000.0).round() / 1000.0,
             "rate": opts.rate,

@@ -23,6 +23,20 @@ fn harness(dir: &std::path::Path, extra: &[&str]) -> (std::process::ExitStatus, 
     (out.status, serde_json::from_str(&json).expect("report is JSON"))
 }
 
+/// The processors' own counts of the run's messages add up to the messages the gateway
+/// accepted, every retried payment (same Idempotency-Key) was recognised as a duplicate, and
+/// every command a domain rule must refuse was refused (and nothing else).
+fn assert_outcomes_add_up(r: &Value) {
+    let o = &r["details"]["processor_outcomes"];
+    let count = |k: &str| o[k].as_u64().unwrap_or_else(|| panic!("processor_outcomes.{k} in {r}"));
+    let total = count("applied") + count("rejected") + count("duplicate") + count("dlq");
+    assert_eq!(Some(total), r["details"]["accepted_items"].as_u64(), "{r}");
+    assert_eq!(Some(count("duplicate")), r["details"]["generated"]["retries"].as_u64(), "{r}");
+    assert_eq!(Some(count("rejected")), r["details"]["generated"]["invalid_in_domain"].as_u64(), "{r}");
+    assert_eq!(count("dlq"), 0, "{r}");
+    assert!(count("applied") > 0, "{r}");
+}
+
 #[test]
 fn a_tiny_steady_run_applies_everything_and_reports_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,6 +55,7 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
             assert!(r["latency_ms"][lat][p].as_f64().is_some(), "{lat}.{p} in {r}");
         }
     }
+    assert_outcomes_add_up(&r);
 }
 
 #[test]
@@ -79,4 +94,6 @@ fn a_preload_fills_the_store_first_and_the_report_says_how_full() {
     assert!(preloaded > added, "a flat-out preload outruns a run at 400/s: {r}");
     let ratio = r["details"]["store_fill_ratio"].as_f64().expect("ratio");
     assert!((ratio - preloaded as f64 / added as f64).abs() <= 0.05, "{r}");
+    // Counted over the measured run only, not the preload before it.
+    assert_outcomes_add_up(&r);
 }
