@@ -230,10 +230,16 @@ async fn preload(target: &Target, opts: &Options) -> Result<u64> {
 const OUTCOMES: [&str; 4] = ["applied", "rejected", "duplicate", "dlq"];
 
 /// The processors' message counters by outcome, from the pipeline's `/metrics` (cumulative
-/// since it started); `None` when they cannot be read.
+/// since it started); `None` when they cannot be read, or the gateway's process runs no
+/// processors (a remote gateway with processors elsewhere): zeros there would read as
+/// "nothing applied", and waiting for them to cover the run would only time out.
 async fn processor_outcomes(base: &str) -> Option<[u64; 4]> {
     let response = reqwest::get(format!("{base}/metrics")).await.ok()?.error_for_status().ok()?;
     let text = response.text().await.ok()?;
+    // A plain counter, printed from registration on (the outcome counters only once used).
+    if !text.lines().any(|l| l.starts_with("billstream_processor_batches_total ")) {
+        return None;
+    }
     Some(OUTCOMES.map(|o| processor_counter(&text, o)))
 }
 
