@@ -217,6 +217,9 @@ const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
 
+/// Memtable size of every keyspace (see [`FjallStore::open`]).
+const MEMTABLE_BYTES: u64 = 32 << 20;
+
 /// Invoice values of at least this many bytes go to blob files (see [`FjallStore::open`]).
 /// An invoice without lines is about 100 bytes; one with a line or more is above this.
 const INVOICE_BLOB_THRESHOLD: u32 = 128;
@@ -342,7 +345,7 @@ impl FjallStore {
         // fjall stores these with the keyspace: they apply to keyspaces created from now on.
         let options = || {
             KeyspaceCreateOptions::default()
-                .max_memtable_size(32 << 20)
+                .max_memtable_size(MEMTABLE_BYTES)
                 .compaction_strategy(Arc::new(fjall::compaction::Leveled::default().with_l0_threshold(8)))
         };
         let ks = |name: &str| db.keyspace(name, options).map_err(engine);
@@ -375,6 +378,15 @@ impl FjallStore {
             sync_commits: config.sync_commits,
             db,
         };
+        // Bloom filters over the memtables' keys where most point reads are of absent keys:
+        // the duplicate check of every keyed command (a new id) and the locator read of
+        // every new invoice. Without them each such read searched the memtable's skiplist
+        // (and any sealed one's): the applier's instructions per command 24,428 -> 23,060,
+        // the processor thread's CPU about 7.0 -> 6.2 us per command in `steady` runs (README,
+        // Performance). Near 2 bytes per row a memtable holds (an outcome row takes ~140
+        // bytes of it, a locator row ~80).
+        store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
+        store.locator.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 32);
         store.check_format(&config.path)?;
         if let Some(v) = store.meta.get(NEWEST_ORDERED_KEY).map_err(engine)? {
             let v = <[u8; 8]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?;

@@ -187,6 +187,17 @@ impl std::hash::Hash for Keyspace {
 }
 
 impl Keyspace {
+    /// billstream patch (see `PATCHED.md`): memtables of this keyspace created from now on
+    /// (at the next rotation) carry a bloom filter of about `bytes` bytes over their keys, 0
+    /// for none; see `lsm_tree::Tree::set_memtable_filter_bytes`. Not persisted with the
+    /// keyspace: set it after each open.
+    pub fn set_memtable_filter_bytes(&self, bytes: usize) {
+        match &self.tree {
+            AnyTree::Standard(t) => t.set_memtable_filter_bytes(bytes),
+            AnyTree::Blob(b) => b.index.set_memtable_filter_bytes(bytes),
+        }
+    }
+
     #[doc(hidden)]
     #[must_use]
     pub fn id(&self) -> InternalKeyspaceId {

@@ -2,6 +2,10 @@
 // This source code is licensed under both the Apache 2.0 and MIT License
 // (found in the LICENSE-* files in the repository)
 
+mod filter;
+
+pub use filter::MemtableFilter;
+
 use crate::key::InternalKey;
 use crate::{
     value::{InternalValue, SeqNo, UserValue},
@@ -35,6 +39,11 @@ pub struct Memtable {
     pub(crate) highest_seqno: AtomicU64,
 
     pub(crate) requested_rotation: AtomicBool,
+
+    /// billstream patch: a filter over the user keys inserted, if the tree asked for one
+    /// ([`crate::Tree::set_memtable_filter_bytes`]): a point read of a key this memtable does
+    /// not hold then costs a probe instead of a skiplist search.
+    pub(crate) filter: Option<MemtableFilter>,
 }
 
 impl Memtable {
@@ -58,12 +67,21 @@ impl Memtable {
     #[doc(hidden)]
     #[must_use]
     pub fn new(id: MemtableId) -> Self {
+        Self::with_filter(id, 0)
+    }
+
+    /// billstream patch: a memtable with a key filter of about `filter_bytes` bytes (none if
+    /// 0).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_filter(id: MemtableId, filter_bytes: usize) -> Self {
         Self {
             id,
             items: SkipMap::default(),
             approximate_size: AtomicU64::default(),
             highest_seqno: AtomicU64::default(),
             requested_rotation: AtomicBool::default(),
+            filter: (filter_bytes > 0).then(|| MemtableFilter::new(filter_bytes)),
         }
     }
 
@@ -124,6 +142,16 @@ impl Memtable {
         })
     }
 
+    /// billstream patch: as [`Memtable::get`], answered from the filter (if any) when it
+    /// rules the key out. `key_hash` is the key's [`crate::hash::hash64`].
+    #[doc(hidden)]
+    pub fn get_hashed(&self, key: &[u8], seqno: SeqNo, key_hash: u64) -> Option<InternalValue> {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(key_hash)) {
+            return None;
+        }
+        self.get(key, seqno)
+    }
+
     /// Gets approximate size of memtable in bytes.
     pub fn size(&self) -> u64 {
         self.approximate_size
@@ -157,6 +185,11 @@ impl Memtable {
             .approximate_size
             .fetch_add(item_size, std::sync::atomic::Ordering::AcqRel);
 
+        // Set before the item can be seen: a reader that finds it must not be told "absent".
+        if let Some(filter) = &self.filter {
+            filter.insert(crate::hash::hash64(&item.key.user_key));
+        }
+
         let key = InternalKey::new(item.key.user_key, item.key.seqno, item.key.value_type);
         self.items.insert(key, item.value);
 
@@ -184,6 +217,37 @@ mod tests {
     use super::*;
     use crate::ValueType;
     use test_log::test;
+
+    /// billstream patch: a filtered memtable finds every key and version it holds, and
+    /// rules out (nearly) all it does not.
+    #[test]
+    fn memtable_filter_point_reads() {
+        use crate::hash::hash64;
+
+        let memtable = Memtable::with_filter(0, 64 << 10);
+        for i in 0..10_000u64 {
+            let key = format!("key-{i}");
+            memtable.insert(InternalValue::from_components(key.as_bytes(), b"old", i + 1, ValueType::Value));
+            memtable.insert(InternalValue::from_components(key.as_bytes(), b"new", i + 100_000, ValueType::Value));
+        }
+        for i in 0..10_000u64 {
+            let key = format!("key-{i}");
+            let hash = hash64(key.as_bytes());
+            let newest = memtable.get_hashed(key.as_bytes(), SeqNo::MAX, hash).expect("present");
+            assert_eq!(&*newest.value, b"new");
+            let older = memtable.get_hashed(key.as_bytes(), i + 2, hash).expect("older version");
+            assert_eq!(&*older.value, b"old");
+        }
+        let passed = (0..10_000u64)
+            .filter(|i| {
+                let key = format!("other-{i}");
+                memtable.filter.as_ref().expect("filter").may_contain(hash64(key.as_bytes()))
+            })
+            .count();
+        assert!(passed < 200, "{passed} of 10,000 absent keys passed the filter");
+        assert!(memtable.get_hashed(b"other-1", SeqNo::MAX, hash64(b"other-1")).is_none());
+        assert!(Memtable::new(0).filter.is_none());
+    }
 
     #[test]
     #[expect(clippy::unwrap_used)]

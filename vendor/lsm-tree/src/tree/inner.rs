@@ -9,7 +9,10 @@ use crate::{
     version::{persist_version, SuperVersions, Version},
     SequenceNumberCounter, TableId,
 };
-use std::sync::{atomic::AtomicU64, Arc, Mutex, RwLock};
+use std::sync::{
+    atomic::{AtomicU64, AtomicUsize},
+    Arc, Mutex, RwLock,
+};
 
 #[cfg(feature = "metrics")]
 use crate::metrics::Metrics;
@@ -66,6 +69,10 @@ pub struct TreeInner {
     /// Serializes flush operations.
     pub(crate) flush_lock: Mutex<()>,
 
+    /// billstream patch: the size of the key filter of memtables created from now on (0:
+    /// none). Not persisted: the owner sets it after each open.
+    pub(crate) memtable_filter_bytes: AtomicUsize,
+
     #[doc(hidden)]
     #[cfg(feature = "metrics")]
     pub metrics: Arc<Metrics>,
@@ -93,6 +100,7 @@ impl TreeInner {
             stop_signal: StopSignal::default(),
             major_compaction_lock: RwLock::default(),
             flush_lock: Mutex::default(),
+            memtable_filter_bytes: AtomicUsize::new(0),
             compaction_state: Arc::new(Mutex::new(CompactionState::default())),
 
             #[cfg(feature = "metrics")]

@@ -273,7 +273,7 @@ impl AbstractTree for Tree {
             &config.path,
             |v| {
                 let mut copy = v.clone();
-                copy.active_memtable = Arc::new(Memtable::new(self.memtable_id_counter.next()));
+                copy.active_memtable = Arc::new(self.new_memtable());
                 copy.sealed_memtables = Arc::default();
                 copy.version = Version::new(v.version.id() + 1, self.tree_type());
                 Ok(copy)
@@ -505,7 +505,7 @@ impl AbstractTree for Tree {
         }
 
         let mut copy = version_history_lock.latest_version();
-        copy.active_memtable = Arc::new(Memtable::new(self.memtable_id_counter.next()));
+        copy.active_memtable = Arc::new(self.new_memtable());
         copy.sealed_memtables = Arc::new(SealedMemtables::default());
 
         // Clear active is only used for recovery where snapshots do not exist yet
@@ -564,7 +564,7 @@ impl AbstractTree for Tree {
         let yanked_memtable = super_version.active_memtable;
 
         let mut copy = version_history_lock.latest_version();
-        copy.active_memtable = Arc::new(Memtable::new(self.memtable_id_counter.next()));
+        copy.active_memtable = Arc::new(self.new_memtable());
         copy.sealed_memtables =
             Arc::new(super_version.sealed_memtables.add(yanked_memtable.clone()));
 
@@ -678,6 +678,35 @@ impl AbstractTree for Tree {
 }
 
 impl Tree {
+    /// billstream patch: gives every memtable created from now on (at the next rotation) a
+    /// bloom filter of about `bytes` bytes over its keys, 0 for none. A point read of a key
+    /// that a memtable does not hold then costs one probe of its filter instead of a search
+    /// of its skiplist; an insert costs a hash and one atomic `or` more. Worth it where
+    /// reads of absent keys are common; size it near 2 bytes per key the memtable will hold.
+    pub fn set_memtable_filter_bytes(&self, bytes: usize) {
+        self.memtable_filter_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+
+        // An empty active memtable (a tree just opened) is replaced at once, under the same
+        // id. Inserts hold the read side of this lock (`append_entry`), so one found empty
+        // under the write side stays empty until it is replaced.
+        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
+        let mut version_history_lock = self.version_history.write().expect("lock is poisoned");
+        let mut copy = version_history_lock.latest_version();
+        if copy.active_memtable.is_empty() {
+            copy.active_memtable = Arc::new(Memtable::with_filter(copy.active_memtable.id(), bytes));
+            version_history_lock.replace_latest_version(copy);
+        }
+    }
+
+    fn new_memtable(&self) -> Memtable {
+        Memtable::with_filter(
+            self.memtable_id_counter.next(),
+            self.memtable_filter_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     #[doc(hidden)]
     pub fn create_internal_range<'a, K: AsRef<[u8]> + 'a, R: RangeBounds<K> + 'a>(
         version: SuperVersion,
@@ -712,30 +741,32 @@ impl Tree {
         key: &[u8],
         seqno: SeqNo,
     ) -> crate::Result<Option<InternalValue>> {
-        if let Some(entry) = super_version.active_memtable.get(key, seqno) {
+        // NOTE: Create key hash for hash sharing
+        // https://fjall-rs.github.io/post/bloom-filter-hash-sharing/
+        // (billstream patch: shared with the memtables' filters too)
+        let key_hash = crate::table::filter::standard_bloom::Builder::get_hash(key);
+
+        if let Some(entry) = super_version.active_memtable.get_hashed(key, seqno, key_hash) {
             return Ok(ignore_tombstone_value(entry));
         }
 
         // Now look in sealed memtables
         if let Some(entry) =
-            Self::get_internal_entry_from_sealed_memtables(super_version, key, seqno)
+            Self::get_internal_entry_from_sealed_memtables(super_version, key, seqno, key_hash)
         {
             return Ok(ignore_tombstone_value(entry));
         }
 
         // Now look in tables... this may involve disk I/O
-        Self::get_internal_entry_from_tables(&super_version.version, key, seqno)
+        Self::get_internal_entry_from_tables(&super_version.version, key, seqno, key_hash)
     }
 
     fn get_internal_entry_from_tables(
         version: &Version,
         key: &[u8],
         seqno: SeqNo,
+        key_hash: u64,
     ) -> crate::Result<Option<InternalValue>> {
-        // NOTE: Create key hash for hash sharing
-        // https://fjall-rs.github.io/post/bloom-filter-hash-sharing/
-        let key_hash = crate::table::filter::standard_bloom::Builder::get_hash(key);
-
         for table in version
             .iter_levels()
             .flat_map(|lvl| lvl.iter())
@@ -753,9 +784,10 @@ impl Tree {
         super_version: &SuperVersion,
         key: &[u8],
         seqno: SeqNo,
+        key_hash: u64,
     ) -> Option<InternalValue> {
         for mt in super_version.sealed_memtables.iter().rev() {
-            if let Some(entry) = mt.get(key, seqno) {
+            if let Some(entry) = mt.get_hashed(key, seqno, key_hash) {
                 return Some(entry);
             }
         }
@@ -992,6 +1024,7 @@ impl Tree {
             config: Arc::new(config),
             major_compaction_lock: RwLock::default(),
             flush_lock: Mutex::default(),
+            memtable_filter_bytes: std::sync::atomic::AtomicUsize::new(0),
             compaction_state: Arc::new(Mutex::new(CompactionState::default())),
 
             #[cfg(feature = "metrics")]
