@@ -382,7 +382,7 @@ impl FjallStore {
         // the duplicate check of every keyed command (a new id) and the locator read of
         // every new invoice. Without them each such read searched the memtable's skiplist
         // (and any sealed one's): the applier's instructions per command 24,428 -> 23,060,
-        // the processor thread's CPU about 7.0 -> 6.2 us per command in `steady` runs (README,
+        // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs (README,
         // Performance). Near 2 bytes per row a memtable holds (an outcome row takes ~140
         // bytes of it, a locator row ~80).
         store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
