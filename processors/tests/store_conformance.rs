@@ -134,6 +134,11 @@ async fn fjall_finds_every_time_ordered_command_id_across_reopen() {
     assert!(store.get_command("t", &later).await.expect("read").is_some(), "a later id found after the second reopen");
 }
 
+/// The derived (keyed) command id and the invoice id of row `i` of the test below.
+fn keyed_row_ids(i: usize) -> (String, String) {
+    (billstream_processors::domain::ids::command_id_for_key("t", &format!("key-{i}")), format!("inv-{i}"))
+}
+
 /// Keyed command outcomes and the invoice locator have bloom filters over their memtables'
 /// keys (a read of an absent key is answered from the filter): every row written must still
 /// be found, whether it sits in the memtable it was written to, a later one, a table on disk
@@ -141,39 +146,38 @@ async fn fjall_finds_every_time_ordered_command_id_across_reopen() {
 #[tokio::test]
 async fn fjall_finds_every_keyed_command_and_invoice_across_memtables_and_reopen() {
     use billstream_processors::HotStore;
-    use billstream_processors::domain::ids;
     use billstream_processors::store::{CommandState, CommandStatus, Mutation};
     let dir = tempfile::tempdir().expect("tempdir");
     let config = FjallConfig::new(dir.path());
-    let command = |i: usize| ids::command_id_for_key("t", &format!("key-{i}"));
-    let invoice = |i: usize| format!("inv-{i}");
+    let command = |i: usize| keyed_row_ids(i).0;
     let writes = |i: usize| {
+        let (command_id, invoice_id) = keyed_row_ids(i);
         vec![
             Mutation::PutCommand {
                 tenant_id: "t".into(),
-                command_id: command(i),
+                command_id,
                 status: CommandStatus {
                     command_type: "record_payment".into(),
-                    invoice_id: invoice(i),
+                    invoice_id: invoice_id.clone(),
                     state: CommandState::Applied,
                     issued_at_ms: 1,
                     partition: 0,
                     offset: i as i64,
                 },
             },
-            Mutation::PutInvoice { invoice: conformance::sample_invoice("t", &invoice(i), 2026), bucket: 0, previous_status: None },
+            Mutation::PutInvoice { invoice: conformance::sample_invoice("t", &invoice_id, 2026), bucket: 0, previous_status: None },
         ]
     };
     async fn check(store: &FjallStore, written: std::ops::Range<usize>, when: &str) {
         for i in written.clone() {
-            let id = ids::command_id_for_key("t", &format!("key-{i}"));
+            let (id, invoice) = keyed_row_ids(i);
             assert!(store.get_command("t", &id).await.expect("read").is_some(), "command {i} found {when}");
-            assert!(store.get_invoice("t", &format!("inv-{i}")).await.expect("read").is_some(), "invoice {i} found {when}");
+            assert!(store.get_invoice("t", &invoice).await.expect("read").is_some(), "invoice {i} found {when}");
         }
         for i in written.end..written.end + 200 {
-            let id = ids::command_id_for_key("t", &format!("key-{i}"));
+            let (id, invoice) = keyed_row_ids(i);
             assert_eq!(store.get_command("t", &id).await.expect("read"), None, "command {i} absent {when}");
-            assert_eq!(store.get_invoice("t", &format!("inv-{i}")).await.expect("read"), None, "invoice {i} absent {when}");
+            assert_eq!(store.get_invoice("t", &invoice).await.expect("read"), None, "invoice {i} absent {when}");
         }
     }
     {
