@@ -55,15 +55,16 @@ async fn fjall_refuses_a_store_of_another_format() {
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     match FjallStore::open(&config) {
-        Err(e @ StoreError::Format { found: 1, expected: 5, .. }) => {
+        Err(e @ StoreError::Format { found: 1, expected: 6, .. }) => {
             assert!(e.to_string().contains("format 1"), "{e}");
         }
         other => panic!("expected a format error, got {other:?}"),
     }
 
     // Format 2 (amounts as text), 3 (no newest ordered command id), 4 (the audit log by
-    // tenant within a day) and a marker from a future build are refused too.
-    for marker in [2u32, 3, 4, 99] {
+    // tenant within a day), 5 (ids in keys as text) and a marker from a future build are
+    // refused too.
+    for marker in [2u32, 3, 4, 5, 99] {
         {
             let db = fjall::Database::builder(dir.path()).open().expect("raw open");
             let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
@@ -71,7 +72,7 @@ async fn fjall_refuses_a_store_of_another_format() {
             db.persist(fjall::PersistMode::SyncAll).expect("persist");
         }
         match FjallStore::open(&config) {
-            Err(StoreError::Format { found, expected: 5, .. }) if found == marker => {}
+            Err(StoreError::Format { found, expected: 6, .. }) if found == marker => {}
             other => panic!("expected a format error for {marker}, got {other:?}"),
         }
     }

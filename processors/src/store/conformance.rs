@@ -55,6 +55,12 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A new tenant id of the form billstream makes (`tenant create`, `t_` and 32 hex digits),
+/// which a store may key differently from other ids; the checks use both forms.
+fn tenant_id() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Runs every check, panicking with a description on the first failure.
 pub async fn run(store: &dyn HotStore) {
     invoices_round_trip_and_move_between_statuses(store).await;
@@ -66,7 +72,7 @@ pub async fn run(store: &dyn HotStore) {
 }
 
 async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
-    let t = unique("conf-inv");
+    let t = tenant_id();
     assert_eq!(store.get_invoice(&t, "nope").await.expect("read"), None, "absent invoice reads as None");
     let inv = sample_invoice(&t, "i-1", 2024);
     store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 3, previous_status: None }]).await.expect("write");
@@ -97,7 +103,7 @@ async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
 }
 
 async fn listing_pages_through_everything_once(store: &dyn HotStore) {
-    let t = unique("conf-list");
+    let t = tenant_id();
     let mut batch = Vec::new();
     for i in 0..25 {
         let inv = sample_invoice(&t, &format!("i-{i:02}"), 2020 + (i % 3));
@@ -127,7 +133,7 @@ async fn listing_pages_through_everything_once(store: &dyn HotStore) {
 }
 
 async fn batches_are_atomic_with_offsets(store: &dyn HotStore) {
-    let t = unique("conf-batch");
+    let t = tenant_id();
     let cluster = unique("cluster");
     assert!(store.partition_offsets(&cluster, "billing.commands").await.expect("read").is_empty());
     let status = CommandStatus {
@@ -183,7 +189,7 @@ async fn tenants_and_keys(store: &dyn HotStore) {
 }
 
 async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
-    let t = unique("conf-totals");
+    let t = tenant_id();
     let eur = "EUR".parse().unwrap_or_else(|_| unreachable!("EUR is ISO 4217"));
     let usd = "USD".parse().unwrap_or_else(|_| unreachable!("USD is ISO 4217"));
     let k0 = TotalsKey { tenant_id: t.clone(), bucket: 0, currency: eur };
@@ -248,11 +254,14 @@ async fn totals_months_open_items_and_audit(store: &dyn HotStore) {
     assert_eq!(log[0], audit(1, "z-earlier"), "read back whole");
 }
 
+/// A command id in the audit check below.
+const AUDIT_UUID: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
 /// A tenant's day reads back in issue order whatever the batches: rows in many seconds, a
 /// second written again by a later batch, a late row for a second already passed, another
 /// tenant in the same seconds, rows of the days around it.
 async fn audit_log_in_issue_order_across_seconds_and_batches(store: &dyn HotStore) {
-    let (t, other) = (unique("conf-audit"), unique("conf-audit-other"));
+    let (t, other) = (tenant_id(), unique("conf-audit-other"));
     let day = Date::from_days(20_100);
     let start = i64::from(day.days()) * 86_400_000;
     let entry = |tenant: &str, ms: i64, command: &str| AuditEntry {
@@ -266,7 +275,8 @@ async fn audit_log_in_issue_order_across_seconds_and_batches(store: &dyn HotStor
     let batches: [&[(i64, &str)]; 3] = [
         &[(1_500, "c"), (0, "a"), (999, "b"), (1_500, "b2"), (61_000, "e"), (86_399_999, "last")],
         // The same seconds again, then a row for a second before them (a lagging partition).
-        &[(1_000, "c0"), (61_000, "d"), (62_000, "f"), (500, "a2")],
+        // A command id as the gateway makes them (a UUID) among the others.
+        &[(1_000, "c0"), (61_000, "d"), (62_000, "f"), (500, "a2"), (1_700, AUDIT_UUID)],
         // The day before and the day after.
         &[(-1, "yesterday"), (86_400_000, "tomorrow"), (2_000, "g")],
     ];
@@ -279,10 +289,11 @@ async fn audit_log_in_issue_order_across_seconds_and_batches(store: &dyn HotStor
     let commands: Vec<_> = log.iter().map(|e| e.command_id.as_str()).collect();
     assert_eq!(
         commands,
-        ["a", "a2", "b", "c0", "b2", "c", "g", "d", "e", "f", "last"],
+        ["a", "a2", "b", "c0", "b2", "c", AUDIT_UUID, "g", "d", "e", "f", "last"],
         "one tenant's day, by issued_at then command id"
     );
     assert_eq!(log[3], entry(&t, 1_000, "c0"), "read back whole");
+    assert_eq!(log[6], entry(&t, 1_700, AUDIT_UUID), "read back whole");
     assert_eq!(store.audit(&other, day).await.expect("read").len(), 3, "the other tenant's rows are its own");
     let next: Vec<_> = store.audit(&t, Date::from_days(day.days() + 1)).await.expect("read").into_iter().map(|e| e.command_id).collect();
     assert_eq!(next, ["tomorrow"]);

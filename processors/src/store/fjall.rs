@@ -98,12 +98,12 @@ struct StoredAudit<'a> {
 /// MiB of new rows each (README, Performance). A tenant's day is read through
 /// `audit_seconds` ([`audit_index_key`]): the seconds it has rows in, then one range each.
 fn audit_key(k: Key, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
-    audit_second_prefix(k, tenant, day, audit_second(issued_at_ms)).i64(issued_at_ms).s(command_id)
+    audit_second_prefix(k, tenant, day, audit_second(issued_at_ms)).i64(issued_at_ms).id(command_id)
 }
 
 /// A tenant's rows of one second: the prefix of [`audit_key`].
 fn audit_second_prefix(k: Key, tenant: &str, day: Date, second: i64) -> Key {
-    k.i32(day.days()).i64(second).s(tenant)
+    k.i32(day.days()).i64(second).id(tenant)
 }
 
 fn audit_second(issued_at_ms: i64) -> i64 {
@@ -118,7 +118,7 @@ fn audit_index_key(k: Key, tenant: &str, day: Date, second: i64) -> Key {
 
 /// A tenant's seconds of one day: the prefix of [`audit_index_key`].
 fn audit_index_prefix(k: Key, tenant: &str, day: Date) -> Key {
-    k.i32(day.days()).s(tenant)
+    k.i32(day.days()).id(tenant)
 }
 
 /// Command id first, then tenant (ids are unique per tenant). Read by point lookup only, for
@@ -128,7 +128,7 @@ fn audit_index_prefix(k: Key, tenant: &str, day: Date) -> Key {
 /// With tenant first, every table spanned every tenant's ids and each lookup probed them all
 /// (after a 120 s preload: 29 % of the processor thread, 11 % in bloom filters).
 fn command_key(k: Key, tenant: &str, command_id: &str) -> Key {
-    k.s(command_id).s(tenant)
+    k.id(command_id).id(tenant)
 }
 
 /// The tables a batch writes, in the order its writes are inserted.
@@ -211,8 +211,9 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// newest time-ordered command id (see [`ordered_prefix`]); a build that did not maintain
 /// it must not write to the store, or a command it stored could be reported absent. 5: the
 /// audit log by day and second, with an index of each tenant's seconds (see [`audit_key`]).
+/// 6: tenant and command ids in keys in their compact forms (see [`Key::id`]).
 /// A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -233,28 +234,33 @@ struct Location {
 
 // Key layouts take the key to extend: a fresh one for a read, the batch's buffer for a write.
 
+/// The tenant, first in the key of every table read by tenant (and the prefix of its rows).
+fn tenant_first(k: Key, tenant: &str) -> Key {
+    k.id(tenant)
+}
+
 fn invoice_key(k: Key, tenant: &str, year: i32, bucket: u32, invoice_id: &str) -> Key {
-    k.s(tenant).i32(year).u32(bucket).s(invoice_id)
+    tenant_first(k, tenant).i32(year).u32(bucket).s(invoice_id)
 }
 
 fn locator_key(k: Key, tenant: &str, invoice_id: &str) -> Key {
-    k.s(tenant).s(invoice_id)
+    tenant_first(k, tenant).s(invoice_id)
 }
 
 fn status_key(k: Key, tenant: &str, status: InvoiceStatus, year: i32, bucket: u32, invoice_id: &str) -> Key {
-    k.s(tenant).u8(status.tag()).i32(year).u32(bucket).s(invoice_id)
+    tenant_first(k, tenant).u8(status.tag()).i32(year).u32(bucket).s(invoice_id)
 }
 
 fn open_key(k: Key, tenant: &str, due: Date, invoice_id: &str) -> Key {
-    k.s(tenant).i32(due.days()).s(invoice_id)
+    tenant_first(k, tenant).i32(due.days()).s(invoice_id)
 }
 
 fn totals_key(k: Key, t: &TotalsKey) -> Key {
-    k.s(&t.tenant_id).u32(t.bucket).s(t.currency.code())
+    tenant_first(k, &t.tenant_id).u32(t.bucket).s(t.currency.code())
 }
 
 fn month_key(k: Key, m: &MonthKey) -> Key {
-    k.s(&m.tenant_id).u32(m.year_month).u32(m.bucket).s(m.currency.code())
+    tenant_first(k, &m.tenant_id).u32(m.year_month).u32(m.bucket).s(m.currency.code())
 }
 
 fn offset_key(k: Key, cluster_id: &str, topic: &str, partition: i32) -> Key {
@@ -383,8 +389,9 @@ impl FjallStore {
         // every new invoice. Without them each such read searched the memtable's skiplist
         // (and any sealed one's): the applier's instructions per command 24,428 -> 23,060,
         // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs (README,
-        // Performance). Near 2 bytes per row a memtable holds (an outcome row takes ~140
-        // bytes of it, a locator row ~80).
+        // Performance). Near 2 bytes per row a memtable holds: an outcome row took ~140 bytes
+        // of it and a locator row ~80 with ids as text; with format 6's 17-byte ids about 37
+        // and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9 bytes per row now.
         store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
         store.locator.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 32);
         store.check_format(&config.path)?;
@@ -646,8 +653,8 @@ impl HotStore for FjallStore {
     ) -> Result<InvoicePage, StoreError> {
         let limit = limit.max(1);
         let (ks, prefix) = match status {
-            Some(st) => (&self.by_status, Key::new().s(tenant_id).u8(st.tag()).done()),
-            None => (&self.invoices, Key::new().s(tenant_id).done()),
+            Some(st) => (&self.by_status, tenant_first(Key::new(), tenant_id).u8(st.tag()).done()),
+            None => (&self.invoices, tenant_first(Key::new(), tenant_id).done()),
         };
         let after = match page_token {
             Some(t) => {
@@ -685,7 +692,7 @@ impl HotStore for FjallStore {
     }
 
     async fn tenant_totals(&self, tenant_id: &str) -> Result<Vec<(TotalsKey, Totals)>, StoreError> {
-        let prefix = Key::new().s(tenant_id).done();
+        let prefix = tenant_first(Key::new(), tenant_id).done();
         let mut out = Vec::new();
         for (k, v) in self.scan(&self.totals, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
@@ -697,7 +704,7 @@ impl HotStore for FjallStore {
     }
 
     async fn month_paid(&self, tenant_id: &str, year_month: u32) -> Result<Vec<(MonthKey, Decimal)>, StoreError> {
-        let prefix = Key::new().s(tenant_id).u32(year_month).done();
+        let prefix = tenant_first(Key::new(), tenant_id).u32(year_month).done();
         let mut out = Vec::new();
         for (k, v) in self.scan(&self.month_paid, &prefix, None, usize::MAX)? {
             let mut r = KeyReader(&k[prefix.len()..]);
@@ -710,8 +717,8 @@ impl HotStore for FjallStore {
     }
 
     async fn open_items_due_before(&self, tenant_id: &str, before: Date) -> Result<Vec<OpenItem>, StoreError> {
-        let prefix = Key::new().s(tenant_id).done();
-        let end = Key::new().s(tenant_id).i32(before.days()).done();
+        let prefix = tenant_first(Key::new(), tenant_id).done();
+        let end = tenant_first(Key::new(), tenant_id).i32(before.days()).done();
         let mut out = Vec::new();
         for item in self.open_by_due.range(prefix.clone()..end) {
             let (_, v) = item.into_inner().map_err(engine)?;
@@ -729,7 +736,7 @@ impl HotStore for FjallStore {
             let prefix = audit_second_prefix(Key::new(), tenant_id, day, second).done();
             for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
                 let mut r = KeyReader(&k[prefix.len()..]);
-                let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.s()) else {
+                let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.id()) else {
                     return Err(corrupt_key(Table::Audit.name()));
                 };
                 let row: StoredAudit<'static> = decode(Table::Audit.name(), &v)?;
@@ -737,7 +744,7 @@ impl HotStore for FjallStore {
                     tenant_id: tenant_id.to_string(),
                     day,
                     issued_at_ms,
-                    command_id: command_id.to_string(),
+                    command_id: command_id.into_owned(),
                     invoice_id: row.invoice_id.into_owned(),
                     events: row.events.into_owned(),
                 });

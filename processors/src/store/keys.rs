@@ -2,9 +2,68 @@
 //!
 //! Strings end with 0x00 (ids never contain control characters; the domain checks), numbers
 //! are big-endian with the sign bit flipped, so byte order is the tables' clustering order.
+//! Tenant and command ids are written compactly where they have the forms billstream makes
+//! (see [`Key::id`]).
 
 use crate::StoreError;
 use serde::{Serialize, de::DeserializeOwned};
+use std::borrow::Cow;
+
+/// The forms of [`Key::id`], by their tag byte. The tag fixes what follows (16 bytes, or text
+/// up to a 0x00), so no id's bytes are a prefix of another's and a key's later parts stay
+/// where a reader expects them.
+const ID_UUID: u8 = 1;
+const ID_TENANT: u8 = 2;
+const ID_TEXT: u8 = 3;
+
+/// What precedes the 32 hex digits of a tenant id billstream made (`t_` and a UUID's simple form).
+const TENANT_PREFIX: &str = "t_";
+
+/// Each byte's value as a lower-case hex digit, or 0xFF: a table, not a `match`, because a
+/// key holds an id or two and every row of every batch has keys (the committer's share).
+const NIBBLES: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes lower-case hex digits (`src`, twice as long as `dst`) into `dst`; false if any is
+/// not one (upper case neither, so that two different ids never share an encoding).
+fn unhex_into(src: &[u8], dst: &mut [u8]) -> bool {
+    let mut bad = 0;
+    for (o, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLES[pair[0] as usize], NIBBLES[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | lo;
+    }
+    bad < 16 && src.len() == 2 * dst.len()
+}
+
+/// The 16 bytes of 32 lower-case hex digits; `None` for anything else.
+fn hex32(s: &[u8]) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    (s.len() == 32 && unhex_into(s, &mut out)).then_some(out)
+}
+
+/// The 16 bytes of a UUID in its canonical text form (lower case, hyphenated, as `Uuid`
+/// prints it and as the gateway makes command ids); `None` for any other text.
+fn canonical_uuid(s: &str) -> Option<[u8; 16]> {
+    let s = s.as_bytes();
+    if s.len() != 36 || s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let ok = unhex_into(&s[..8], &mut out[..4])
+        & unhex_into(&s[9..13], &mut out[4..6])
+        & unhex_into(&s[14..18], &mut out[6..8])
+        & unhex_into(&s[19..23], &mut out[8..10])
+        & unhex_into(&s[24..], &mut out[10..]);
+    ok.then_some(out)
+}
 
 /// Builds a key from parts.
 #[derive(Default)]
@@ -21,6 +80,26 @@ impl Key {
     pub(crate) fn s(mut self, v: &str) -> Self {
         self.0.extend_from_slice(v.as_bytes());
         self.0.push(0);
+        self
+    }
+    /// A tenant or command id. A UUID in canonical text (the gateway's command ids, v7 or
+    /// derived v5) and a tenant id as billstream makes them (`t_` and 32 hex digits) are
+    /// written as a tag and their 16 bytes instead of 36 or 34 characters: these ids are in
+    /// every row, and rows of random keys (derived command ids, invoices by tenant) are what
+    /// compaction rewrites again and again as the store grows. Anything else is written as a
+    /// tag and the text. Within a form, byte order is the text's order (lower-case hex sorts
+    /// like its nibbles), so time-ordered ids stay in time order; across forms it is by tag.
+    pub(crate) fn id(mut self, v: &str) -> Self {
+        if let Some(b) = canonical_uuid(v) {
+            self.0.push(ID_UUID);
+            self.0.extend_from_slice(&b);
+        } else if let Some(b) = v.strip_prefix(TENANT_PREFIX).and_then(|h| hex32(h.as_bytes())) {
+            self.0.push(ID_TENANT);
+            self.0.extend_from_slice(&b);
+        } else {
+            self.0.push(ID_TEXT);
+            return self.s(v);
+        }
         self
     }
     pub(crate) fn u8(mut self, v: u8) -> Self {
@@ -53,6 +132,22 @@ impl<'a> KeyReader<'a> {
         let (head, tail) = self.0.split_at(end);
         self.0 = &tail[1..];
         std::str::from_utf8(head).ok()
+    }
+    /// An id written by [`Key::id`], as the text it was.
+    pub(crate) fn id(&mut self) -> Option<Cow<'a, str>> {
+        let (&tag, rest) = self.0.split_first()?;
+        self.0 = rest;
+        let bytes = |r: &mut Self| -> Option<[u8; 16]> {
+            let (head, tail) = r.0.split_first_chunk::<16>()?;
+            r.0 = tail;
+            Some(*head)
+        };
+        match tag {
+            ID_UUID => Some(Cow::Owned(uuid::Uuid::from_bytes(bytes(self)?).hyphenated().to_string())),
+            ID_TENANT => Some(Cow::Owned(format!("{TENANT_PREFIX}{}", uuid::Uuid::from_bytes(bytes(self)?).simple()))),
+            ID_TEXT => self.s().map(Cow::Borrowed),
+            _ => None,
+        }
     }
     pub(crate) fn u32(&mut self) -> Option<u32> {
         let (head, tail) = self.0.split_first_chunk::<4>()?;
@@ -146,5 +241,49 @@ mod tests {
         let mut r = KeyReader(&a);
         assert_eq!((r.s(), r.i32(), r.u32(), r.i64()), (Some("t"), Some(-5), Some(2), Some(7)));
         assert_eq!(unhex(&hex(&a)), Some(a));
+    }
+
+    const UUIDS: [&str; 3] =
+        ["0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", "f0000000-0000-5000-8000-00000000000a"];
+    const TENANTS: [&str; 2] = ["t_65267f3a5bec4450ba1d9660bd3d0e7d", "t_8939c577eb96471d8f056df76c6e5a51"];
+    /// Ids that must keep their text: near misses of the compact forms among them.
+    const TEXTS: [&str; 10] = [
+        "0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",
+        "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",
+        "0193a1b2-c3d4-7e5f-8a9b0-c1d2e3f4a5b",
+        "t_65267f3a5bec4450ba1d9660bd3d0e7g",
+        "0193a1b2c3d47e5f8a9b0c1d2e3f4a5b",
+        "{0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b}",
+        "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5",
+        "t_65267F3A5BEC4450BA1D9660BD3D0E7D",
+        "t_inflight",
+        "k-ghost",
+    ];
+
+    #[test]
+    fn ids_read_back_as_written_and_compact_forms_are_short() {
+        for id in UUIDS.iter().chain(&TENANTS).chain(&TEXTS) {
+            let key = Key::new().id(id).i64(-3).done();
+            let mut r = KeyReader(&key);
+            assert_eq!((r.id().as_deref(), r.i64()), (Some(*id), Some(-3)), "{id}");
+            assert!(r.0.is_empty());
+        }
+        assert_eq!(Key::new().id(UUIDS[0]).done().len(), 17);
+        assert_eq!(Key::new().id(TENANTS[0]).done().len(), 17);
+        assert_eq!(Key::new().id(TEXTS[0]).done().len(), 38, "an upper-case UUID is another id: kept as text");
+    }
+
+    #[test]
+    fn ids_keep_their_order_within_a_form_and_no_id_prefixes_another() {
+        for ids in [&UUIDS[..], &TENANTS[..], &["a", "ab", "b"][..]] {
+            let keys: Vec<_> = ids.iter().map(|id| Key::new().id(id).done()).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        }
+        let all: Vec<_> = UUIDS.iter().chain(&TENANTS).chain(&TEXTS).map(|id| Key::new().id(id).done()).collect();
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                assert!(i == j || !b.starts_with(a), "{i} prefixes {j}");
+            }
+        }
     }
 }
