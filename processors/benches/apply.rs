@@ -75,11 +75,14 @@ fn apply(c: &mut Criterion) {
 }
 
 /// 1,000 commands over 250 invoices of 25 tenants: create (5 lines), issue, a payment keyed
-/// by an Idempotency-Key, a second payment without one; fresh ids every batch.
+/// by an Idempotency-Key, a second payment without one; fresh ids every batch. Tenant ids of
+/// the form `tenant create` makes, and a correlation id on every command as the gateway sets
+/// (one per request; here one per invoice's four commands).
 fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(1000);
     for i in 0..250 {
-        let tenant_id = format!("tenant-{}", i % 25);
+        let tenant_id = bench_tenant(i % 25);
+        let correlation_id = Some(format!("req-{n}-{i}"));
         let invoice_id = format!("INV-{n}-{i}");
         let mut first = create();
         let CommandPayload::CreateInvoice(ci) = &mut first.payload else { unreachable!() };
@@ -107,11 +110,23 @@ fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
                 Some(k) => ids::command_id_for_key(&tenant_id, k),
                 None => ids::random_command_id(),
             };
-            let cmd = CommandEnvelope { command_id, tenant_id: tenant_id.clone(), idempotency_key, payload, ..create() };
+            let cmd = CommandEnvelope {
+                command_id,
+                tenant_id: tenant_id.clone(),
+                correlation_id: correlation_id.clone(),
+                idempotency_key,
+                payload,
+                ..create()
+            };
             out.push(catalog.encode_command(&cmd).expect("encode"));
         }
     }
     out
+}
+
+/// Tenant `i`'s id, in the form `tenant create` makes (`t_` and 32 hex digits).
+fn bench_tenant(i: usize) -> String {
+    format!("t_{i:032x}")
 }
 
 fn applier(c: &mut Criterion) {
@@ -121,7 +136,7 @@ fn applier(c: &mut Criterion) {
     let store = Arc::new(FjallStore::open(&config).expect("open"));
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     for t in 0..25 {
-        let tenant = Tenant { tenant_id: format!("tenant-{t}"), name: format!("t{t}"), buckets: 1, created_at_ms: 0 };
+        let tenant = Tenant { tenant_id: bench_tenant(t), name: format!("t{t}"), buckets: 1, created_at_ms: 0 };
         rt.block_on(store.put_tenant(&tenant, [t as u8; 32])).expect("tenant");
     }
     let catalog = Arc::new(SchemaCatalog::embedded());

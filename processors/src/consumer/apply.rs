@@ -38,8 +38,9 @@ pub struct OutRecord {
     pub key: Vec<u8>,
     /// Value.
     pub payload: Vec<u8>,
-    /// Headers.
-    pub headers: Vec<(&'static str, String)>,
+    /// Headers: shared by the events of one command (its correlation id), so an event costs
+    /// a reference count, not a vector and a string (they were ~2 % of the processor thread).
+    pub headers: Arc<[(&'static str, String)]>,
 }
 
 /// Messages of a batch by outcome.
@@ -312,10 +313,10 @@ impl Applier {
     }
 
     fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: Vec<Event>) -> Result<Vec<OutRecord>, SchemaError> {
-        let mut headers = Vec::new();
-        if let Some(c) = &cmd.correlation_id {
-            headers.push((topics::HEADER_CORRELATION_ID, c.clone()));
-        }
+        let headers: Arc<[(&'static str, String)]> = match &cmd.correlation_id {
+            Some(c) => Arc::new([(topics::HEADER_CORRELATION_ID, c.clone())]),
+            None => Arc::default(),
+        };
         let mut records = Vec::with_capacity(events.len());
         let mut events = events.into_iter().enumerate();
         let Some((_, first)) = events.next() else { return Ok(records) };
@@ -438,14 +439,14 @@ impl Applier {
         OutRecord {
             key: m.key.map(<[u8]>::to_vec).unwrap_or_default(),
             payload: m.payload.map(<[u8]>::to_vec).unwrap_or_default(),
-            headers: vec![
+            headers: Arc::new([
                 (topics::DLQ_HEADER_CLASS, class.to_string()),
                 (topics::DLQ_HEADER_REASON, reason.to_string()),
                 (topics::DLQ_HEADER_TOPIC, self.topic.clone()),
                 (topics::DLQ_HEADER_PARTITION, m.partition.to_string()),
                 (topics::DLQ_HEADER_OFFSET, m.offset.to_string()),
                 (topics::DLQ_HEADER_FIRST_SEEN, now_ms.to_string()),
-            ],
+            ]),
         }
     }
 }

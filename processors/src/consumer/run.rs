@@ -502,7 +502,7 @@ impl Committer {
             let mut futures = Vec::with_capacity(pending.len());
             for &(topic, r) in &pending {
                 let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-                for (k, v) in &r.headers {
+                for (k, v) in r.headers.iter() {
                     headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
                 }
                 let mut record = FutureRecord::to(topic).key(&r.key).payload(&r.payload).headers(headers);
