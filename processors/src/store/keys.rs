@@ -57,6 +57,7 @@ fn canonical_uuid(s: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
+    // `&`, not `&&`: all five groups are decoded either way, without a branch between them.
     let ok = unhex_into(&s[..8], &mut out[..4])
         & unhex_into(&s[9..13], &mut out[4..6])
         & unhex_into(&s[14..18], &mut out[6..8])
