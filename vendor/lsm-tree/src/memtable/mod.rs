@@ -143,13 +143,22 @@ impl Memtable {
     }
 
     /// billstream patch: as [`Memtable::get`], answered from the filter (if any) when it
-    /// rules the key out. `key_hash` is the key's [`crate::hash::hash64`].
+    /// rules the key out. `key_hash` is [`Memtable::key_hash`] of the key: the hash the
+    /// tables' bloom filters use, so a point read computes it once for both.
     #[doc(hidden)]
     pub fn get_hashed(&self, key: &[u8], seqno: SeqNo, key_hash: u64) -> Option<InternalValue> {
         if self.filter.as_ref().is_some_and(|f| !f.may_contain(key_hash)) {
             return None;
         }
         self.get(key, seqno)
+    }
+
+    /// billstream patch: the hash a memtable's filter is keyed by — the tables' bloom-filter
+    /// hash, one function for both, so that sharing it can never make a filter miss a key.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn key_hash(key: &[u8]) -> u64 {
+        crate::table::filter::standard_bloom::Builder::get_hash(key)
     }
 
     /// Gets approximate size of memtable in bytes.
@@ -187,7 +196,7 @@ impl Memtable {
 
         // Set before the item can be seen: a reader that finds it must not be told "absent".
         if let Some(filter) = &self.filter {
-            filter.insert(crate::hash::hash64(&item.key.user_key));
+            filter.insert(Self::key_hash(&item.key.user_key));
         }
 
         let key = InternalKey::new(item.key.user_key, item.key.seqno, item.key.value_type);

@@ -745,7 +745,7 @@ impl Tree {
         // NOTE: Create key hash for hash sharing
         // https://fjall-rs.github.io/post/bloom-filter-hash-sharing/
         // (billstream patch: shared with the memtables' filters too)
-        let key_hash = crate::table::filter::standard_bloom::Builder::get_hash(key);
+        let key_hash = Memtable::key_hash(key);
 
         if let Some(entry) = super_version.active_memtable.get_hashed(key, seqno, key_hash) {
             return Ok(ignore_tombstone_value(entry));
