@@ -62,7 +62,7 @@ fn apply(c: &mut Criterion) {
                 n += 1;
                 (0..1000)
                     .map(|i| Mutation::PutInvoice {
-                        invoice: conformance::sample_invoice("bench-tenant", &format!("inv-{n}-{i}"), 2026),
+                        invoice: Arc::new(conformance::sample_invoice("bench-tenant", &format!("inv-{n}-{i}"), 2026)),
                         bucket: 0,
                         previous_status: None,
                     })

@@ -1,6 +1,7 @@
 //! The hot-store conformance suite against each backend.
 
 use billstream_processors::store::{FjallConfig, FjallStore, conformance};
+use std::sync::Arc;
 
 #[tokio::test]
 async fn fjall_passes_the_conformance_suite() {
@@ -20,8 +21,8 @@ async fn fjall_keeps_state_across_reopen_and_refuses_a_second_owner() {
         let store = FjallStore::open(&config).expect("open");
         use billstream_processors::HotStore;
         use billstream_processors::store::Mutation;
-        store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 0, previous_status: None }]).await.expect("write");
-        store.apply(&[Mutation::PutInvoice { invoice: large.clone(), bucket: 0, previous_status: None }]).await.expect("write");
+        store.apply(&[Mutation::PutInvoice { invoice: Arc::new(inv.clone()), bucket: 0, previous_status: None }]).await.expect("write");
+        store.apply(&[Mutation::PutInvoice { invoice: Arc::new(large.clone()), bucket: 0, previous_status: None }]).await.expect("write");
         store.flush_memtables().expect("flush");
         assert_eq!(store.get_invoice("t", "i-large").await.expect("read"), Some(large.clone()), "read from disk");
         let second = FjallStore::open(&config).expect_err("locked");
@@ -42,7 +43,7 @@ async fn fjall_refuses_a_store_of_another_format() {
     {
         let store = FjallStore::open(&config).expect("open");
         let inv = conformance::sample_invoice("t", "i", 2025);
-        store.apply(&[Mutation::PutInvoice { invoice: inv, bucket: 0, previous_status: None }]).await.expect("write");
+        store.apply(&[Mutation::PutInvoice { invoice: Arc::new(inv), bucket: 0, previous_status: None }]).await.expect("write");
     }
     // A new store was marked with this build's format, so it reopens.
     drop(FjallStore::open(&config).expect("reopen"));
@@ -166,7 +167,7 @@ async fn fjall_finds_every_keyed_command_and_invoice_across_memtables_and_reopen
                     offset: i as i64,
                 },
             },
-            Mutation::PutInvoice { invoice: conformance::sample_invoice("t", &invoice_id, 2026), bucket: 0, previous_status: None },
+            Mutation::PutInvoice { invoice: Arc::new(conformance::sample_invoice("t", &invoice_id, 2026)), bucket: 0, previous_status: None },
         ]
     };
     async fn check(store: &FjallStore, written: std::ops::Range<usize>, when: &str) {

@@ -8,7 +8,7 @@
 
 use crate::codec::{AMOUNT_SCALE, PRICE_SCALE, RATE_SCALE};
 use crate::command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
-use crate::event::{Event, EventEnvelope};
+use crate::event::{Event, EventEnvelope, EventHead};
 use crate::{Currency, Date, SchemaError};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ impl W {
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    fn opt_str(&mut self, s: &Option<String>) {
+    fn opt_str(&mut self, s: Option<&str>) {
         match s {
             None => self.long(0),
             Some(s) => {
@@ -88,9 +88,9 @@ pub fn encode_command_after(prefix: Vec<u8>, c: &CommandEnvelope) -> Result<Vec<
     let mut w = W(prefix);
     w.str(&c.command_id);
     w.str(&c.tenant_id);
-    w.opt_str(&c.correlation_id);
+    w.opt_str(c.correlation_id.as_deref());
     w.long(c.issued_at_ms);
-    w.opt_str(&c.idempotency_key);
+    w.opt_str(c.idempotency_key.as_deref());
     match &c.payload {
         CommandPayload::CreateInvoice(ci) => {
             w.long(0);
@@ -128,13 +128,13 @@ pub fn encode_command_after(prefix: Vec<u8>, c: &CommandEnvelope) -> Result<Vec<
             w.dec(p.amount, AMOUNT_SCALE, "payload.amount")?;
             w.str(p.currency.code());
             w.str(&p.method);
-            w.opt_str(&p.external_reference);
+            w.opt_str(p.external_reference.as_deref());
             w.date(p.received_on);
         }
         CommandPayload::VoidInvoice { invoice_id, reason } => {
             w.long(3);
             w.str(invoice_id);
-            w.opt_str(reason);
+            w.opt_str(reason.as_deref());
         }
     }
     Ok(w.0)
@@ -147,13 +147,19 @@ pub fn encode_event(e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
 
 /// Appends the Avro body of an event to `prefix`, as [`encode_command_after`].
 pub fn encode_event_after(prefix: Vec<u8>, e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
+    encode_event_parts_after(prefix, &e.head(), &e.event)
+}
+
+/// Appends the Avro body of the event `head` and `event` make, as [`encode_event_after`],
+/// from borrowed envelope fields.
+pub fn encode_event_parts_after(prefix: Vec<u8>, head: &EventHead<'_>, event: &Event) -> Result<Vec<u8>, SchemaError> {
     let mut w = W(prefix);
-    w.str(&e.event_id);
-    w.str(&e.command_id);
-    w.str(&e.tenant_id);
-    w.opt_str(&e.correlation_id);
-    w.long(e.occurred_at_ms);
-    match &e.event {
+    w.str(head.event_id);
+    w.str(head.command_id);
+    w.str(head.tenant_id);
+    w.opt_str(head.correlation_id);
+    w.long(head.occurred_at_ms);
+    match event {
         Event::InvoiceCreated { invoice_id, customer_id, currency, issue_date, due_date, line_count, subtotal, tax, total } => {
             w.long(0);
             w.str(invoice_id);
@@ -190,12 +196,12 @@ pub fn encode_event_after(prefix: Vec<u8>, e: &EventEnvelope) -> Result<Vec<u8>,
         Event::InvoiceVoided { invoice_id, reason } => {
             w.long(4);
             w.str(invoice_id);
-            w.opt_str(reason);
+            w.opt_str(reason.as_deref());
         }
         Event::CommandRejected { command_type, invoice_id, code, message } => {
             w.long(5);
             w.str(command_type);
-            w.opt_str(invoice_id);
+            w.opt_str(invoice_id.as_deref());
             w.str(code);
             w.str(message);
         }

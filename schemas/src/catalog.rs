@@ -9,7 +9,7 @@
 
 use crate::binary;
 use crate::codec::{self, frame_header, unframe};
-use crate::{CommandEnvelope, EventEnvelope, SchemaError};
+use crate::{CommandEnvelope, Event, EventEnvelope, EventHead, SchemaError};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
@@ -306,6 +306,12 @@ impl SchemaCatalog {
     /// Encodes an event as a Confluent-framed Avro message.
     pub fn encode_event(&self, e: &EventEnvelope) -> Result<Vec<u8>, SchemaError> {
         binary::encode_event_after(frame_header(self.event_id, 192), e)
+    }
+
+    /// Encodes the event `head` and `event` make, as [`Self::encode_event`], from borrowed
+    /// envelope fields.
+    pub fn encode_event_parts(&self, head: &EventHead<'_>, event: &Event) -> Result<Vec<u8>, SchemaError> {
+        binary::encode_event_parts_after(frame_header(self.event_id, 192), head, event)
     }
 
     /// Decodes a Confluent-framed event.

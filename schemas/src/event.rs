@@ -20,6 +20,36 @@ pub struct EventEnvelope {
     pub event: Event,
 }
 
+impl EventEnvelope {
+    /// The envelope's fields but the event, borrowed.
+    pub fn head(&self) -> EventHead<'_> {
+        EventHead {
+            event_id: &self.event_id,
+            command_id: &self.command_id,
+            tenant_id: &self.tenant_id,
+            correlation_id: self.correlation_id.as_deref(),
+            occurred_at_ms: self.occurred_at_ms,
+        }
+    }
+}
+
+/// An [`EventEnvelope`]'s fields but the event, borrowed: what the processor encodes a
+/// command's events with, from the command's own strings, without copying them into an
+/// envelope per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventHead<'a> {
+    /// As [`EventEnvelope::event_id`].
+    pub event_id: &'a str,
+    /// As [`EventEnvelope::command_id`].
+    pub command_id: &'a str,
+    /// As [`EventEnvelope::tenant_id`].
+    pub tenant_id: &'a str,
+    /// As [`EventEnvelope::correlation_id`].
+    pub correlation_id: Option<&'a str>,
+    /// As [`EventEnvelope::occurred_at_ms`].
+    pub occurred_at_ms: i64,
+}
+
 /// The union of events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

@@ -27,5 +27,5 @@ pub use catalog::SchemaCatalog;
 pub use command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
 pub use date::Date;
 pub use error::SchemaError;
-pub use event::{Event, EventEnvelope};
+pub use event::{Event, EventEnvelope, EventHead};
 pub use money::Currency;

@@ -6,17 +6,65 @@
 //! Nothing is written: the caller publishes the events and commits the mutations, offsets
 //! included, in batch order, and reports each commit back with [`Applier::committed`].
 
-use crate::domain::{self, Decision, Invoice, InvoiceStatus, Rejection, ids};
+use crate::domain::{self, Invoice, InvoiceStatus, Rejection, ids};
 use crate::store::{
     AuditEntry, AuditEvent, CommandState, CommandStatus, HotStore, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
 };
 use crate::StoreError;
 use billstream_schemas::topics::{self, bucket_of};
-use billstream_schemas::{CommandEnvelope, Date, Event, EventEnvelope, SchemaCatalog, SchemaError};
+use billstream_schemas::{CommandEnvelope, Date, Event, EventHead, SchemaCatalog, SchemaError};
 use rust_decimal::Decimal;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
+
+/// The applier's hash maps and sets: foldhash, seeded at random. SipHash (std's default) was
+/// 7 % of the processor thread; the keys are producers' ids, so a hash with a fixed seed
+/// would let a producer choose ids that collide.
+type Map<K, V> = HashMap<K, V, RandomSeeded>;
+type Set<K> = HashSet<K, RandomSeeded>;
+
+fn map_with_capacity<K, V>(n: usize) -> Map<K, V> {
+    Map::with_capacity_and_hasher(n, RandomSeeded::default())
+}
+
+/// foldhash with its process-wide seed drawn from the operating system's randomness (through
+/// std's `RandomState`) instead of foldhash's own (addresses and the clock), and a new seed
+/// per map.
+#[derive(Clone)]
+struct RandomSeeded(foldhash::fast::SeedableRandomState);
+
+impl Default for RandomSeeded {
+    fn default() -> Self {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let random = || BuildHasher::hash_one(&std::hash::RandomState::new(), 0u64);
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random()));
+        RandomSeeded(foldhash::fast::SeedableRandomState::with_seed(random(), shared))
+    }
+}
+
+impl BuildHasher for RandomSeeded {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// A (tenant, id) pair as one key: the tenant's length in four bytes, the tenant, the id (the
+/// length keeps ("ab", "c") and ("a", "bc") apart). One allocation per key kept instead of two
+/// strings, and none to look one up: [`pair_key`] writes it into a reused buffer.
+type PairKey = Box<[u8]>;
+
+/// Writes the [`PairKey`] of `tenant` and `id` into `buf`.
+fn pair_key<'b>(buf: &'b mut Vec<u8>, tenant: &str, id: &str) -> &'b [u8] {
+    buf.clear();
+    // A Kafka message is far shorter than 4 GiB.
+    buf.extend_from_slice(&(tenant.len() as u32).to_le_bytes());
+    buf.extend_from_slice(tenant.as_bytes());
+    buf.extend_from_slice(id.as_bytes());
+    buf
+}
 
 /// A consumed message, borrowed from the consumer.
 #[derive(Debug, Clone, Copy)]
@@ -92,10 +140,12 @@ impl BatchOutput {
 #[derive(Default)]
 struct Uncommitted {
     seq: u64,
-    commands: HashSet<(String, String)>,
-    invoices: HashMap<(String, String), Invoice>,
-    totals: HashMap<TotalsKey, Totals>,
-    months: HashMap<MonthKey, Decimal>,
+    /// (tenant, command id) of the commands it resolved.
+    commands: Set<PairKey>,
+    /// (tenant, invoice id) to the invoice as the batch left it (shared with its mutation).
+    invoices: Map<PairKey, Arc<Invoice>>,
+    totals: Map<TotalsKey, Totals>,
+    months: Map<MonthKey, Decimal>,
 }
 
 /// Why a batch could not be processed now (infrastructure, never input): retry it.
@@ -109,19 +159,31 @@ pub enum ApplyError {
     Registry(SchemaError),
 }
 
-/// An invoice as loaded from the store and as changed in this batch.
+/// An invoice of this batch: loaded from the store (or an uncommitted batch), then changed
+/// in place by this batch's commands.
 struct Working {
-    /// As the store (or an uncommitted batch) has it.
-    stored: Option<Invoice>,
-    /// After this batch's commands, once one of them changed it.
-    current: Option<Invoice>,
+    /// The invoice as the next command sees it.
+    invoice: Option<Invoice>,
+    /// What it counted for before this batch; `None`: it did not exist.
+    before: Option<Before>,
+    /// A command of this batch changed it.
+    changed: bool,
     bucket: u32,
 }
 
-impl Working {
-    /// The invoice as the next command sees it.
-    fn latest(&self) -> Option<&Invoice> {
-        self.current.as_ref().or(self.stored.as_ref())
+/// What an invoice counted for before the batch: its share of the totals, how many of its
+/// payments are already in the month sums, and its open-by-due row.
+#[derive(Clone, Copy)]
+struct Before {
+    status: InvoiceStatus,
+    outstanding: Decimal,
+    payments: usize,
+    due_date: Date,
+}
+
+impl Before {
+    fn of(inv: &Invoice) -> Self {
+        Before { status: inv.status, outstanding: outstanding(inv), payments: inv.payments.len(), due_date: inv.due_date }
     }
 }
 
@@ -132,7 +194,7 @@ pub struct Applier {
     catalog: Arc<SchemaCatalog>,
     cluster_id: String,
     topic: String,
-    tenants: HashMap<String, Tenant>,
+    tenants: Map<String, Tenant>,
     uncommitted: VecDeque<Uncommitted>,
     next_seq: u64,
 }
@@ -140,7 +202,7 @@ pub struct Applier {
 impl Applier {
     /// An applier writing offsets for `topic` of `cluster_id`.
     pub fn new(store: Arc<dyn HotStore>, catalog: Arc<SchemaCatalog>, cluster_id: String, topic: String) -> Self {
-        Applier { store, catalog, cluster_id, topic, tenants: HashMap::new(), uncommitted: VecDeque::new(), next_seq: 1 }
+        Applier { store, catalog, cluster_id, topic, tenants: Map::default(), uncommitted: VecDeque::new(), next_seq: 1 }
     }
 
     /// Every batch up to `seq` is durable in the store: stop overlaying it.
@@ -150,17 +212,19 @@ impl Applier {
         }
     }
 
-    async fn is_known_command(&self, key: &(String, String)) -> Result<bool, StoreError> {
+    /// `key` is the command's [`PairKey`].
+    async fn is_known_command(&self, key: &[u8], cmd: &CommandEnvelope) -> Result<bool, StoreError> {
         if self.uncommitted.iter().any(|u| u.commands.contains(key)) {
             return Ok(true);
         }
-        Ok(self.store.get_command(&key.0, &key.1).await?.is_some())
+        Ok(self.store.get_command(&cmd.tenant_id, &cmd.command_id).await?.is_some())
     }
 
-    async fn latest_invoice(&self, slot: &(String, String)) -> Result<Option<Invoice>, StoreError> {
+    /// `slot` is the invoice's [`PairKey`].
+    async fn latest_invoice(&self, slot: &[u8], tenant_id: &str, invoice_id: &str) -> Result<Option<Invoice>, StoreError> {
         match self.uncommitted.iter().rev().find_map(|u| u.invoices.get(slot)) {
-            Some(inv) => Ok(Some(inv.clone())),
-            None => self.store.get_invoice(&slot.0, &slot.1).await,
+            Some(inv) => Ok(Some(Invoice::clone(inv))),
+            None => self.store.get_invoice(tenant_id, invoice_id).await,
         }
     }
 
@@ -207,8 +271,9 @@ impl Applier {
         // applier's instructions).
         let n = messages.len();
         let mut out = BatchOutput { mutations: Vec::with_capacity(3 * n), events: Vec::with_capacity(n), ..BatchOutput::default() };
-        let mut invoices: HashMap<(String, String), Working> = HashMap::with_capacity(n);
-        let mut seen_commands: HashSet<(String, String)> = HashSet::with_capacity(n);
+        let mut invoices: Map<PairKey, Working> = map_with_capacity(n);
+        let mut seen_commands: Set<PairKey> = Set::with_capacity_and_hasher(n, RandomSeeded::default());
+        let mut buf = Vec::with_capacity(128);
 
         for m in messages {
             out.next_offsets.insert(m.partition, m.offset + 1);
@@ -223,57 +288,57 @@ impl Applier {
                 }
             };
             let key = m.key.map(<[u8]>::to_vec).unwrap_or_else(|| cmd.tenant_id.as_bytes().to_vec());
-            let cmd_key = (cmd.tenant_id.clone(), cmd.command_id.clone());
-            if seen_commands.contains(&cmd_key) || self.is_known_command(&cmd_key).await? {
+            let cmd_key = pair_key(&mut buf, &cmd.tenant_id, &cmd.command_id);
+            if seen_commands.contains(cmd_key) || self.is_known_command(cmd_key, &cmd).await? {
                 out.counts.duplicate += 1;
                 continue;
             }
-            seen_commands.insert(cmd_key);
+            seen_commands.insert(cmd_key.into());
 
-            let decision = match self.tenant(&cmd.tenant_id).await? {
-                None => Decision::Rejected(Rejection {
-                    code: "unknown_tenant".into(),
-                    message: format!("tenant {:?} does not exist", cmd.tenant_id),
-                }),
+            let rejection = match self.tenant(&cmd.tenant_id).await? {
+                None => Rejection { code: "unknown_tenant".into(), message: format!("tenant {:?} does not exist", cmd.tenant_id) },
                 Some(tenant) => {
-                    let working = match invoices.entry((cmd.tenant_id.clone(), cmd.payload.invoice_id().to_string())) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(e) => {
-                            let stored = self.latest_invoice(e.key()).await?;
-                            let bucket = bucket_of(&e.key().1, tenant.buckets);
-                            e.insert(Working { stored, current: None, bucket })
+                    let invoice_id = cmd.payload.invoice_id();
+                    let slot = pair_key(&mut buf, &cmd.tenant_id, invoice_id);
+                    let working = match invoices.get_mut(slot) {
+                        Some(w) => w,
+                        None => {
+                            let invoice = self.latest_invoice(slot, &cmd.tenant_id, invoice_id).await?;
+                            let before = invoice.as_ref().map(Before::of);
+                            let w = Working { invoice, before, changed: false, bucket: bucket_of(invoice_id, tenant.buckets) };
+                            invoices.entry(slot.into()).or_insert(w)
                         }
                     };
-                    let decision = domain::decide(working.latest(), &cmd);
-                    match decision {
-                        Decision::Accepted { invoice, events } => {
-                            let audit = self.audit(&cmd, &events);
-                            match self.encode_events(&cmd, &key, events) {
-                                Ok(records) => {
-                                    working.current = Some(invoice);
-                                    out.events.extend(records);
-                                    out.mutations.push(audit);
-                                    self.record(cmd, m, CommandState::Applied, &mut out);
-                                    out.counts.applied += 1;
-                                    continue;
-                                }
-                                Err(e) => Decision::Rejected(Rejection { code: "unencodable".into(), message: e.to_string() }),
+                    // Decided against the invoice as it is, changed only once the events are
+                    // encoded: a command that cannot be published changes nothing.
+                    match domain::plan(working.invoice.as_ref(), &cmd) {
+                        Ok((change, events)) => match self.encode_events(&cmd, &key, &events) {
+                            Ok(records) => {
+                                change.apply(&mut working.invoice, cmd.issued_at_ms);
+                                working.changed = true;
+                                out.events.extend(records);
+                                out.mutations.push(self.audit(&cmd, &events));
+                                self.record(cmd, m, CommandState::Applied, &mut out);
+                                out.counts.applied += 1;
+                                continue;
                             }
-                        }
-                        rejected => rejected,
+                            Err(e) => Rejection { code: "unencodable".into(), message: e.to_string() },
+                        },
+                        Err(r) => r,
                     }
                 }
             };
-            let Decision::Rejected(r) = decision else { continue };
+            let r = rejection;
             let event = Event::CommandRejected {
                 command_type: cmd.payload.type_name().into(),
                 invoice_id: Some(cmd.payload.invoice_id().to_string()),
                 code: r.code.clone(),
                 message: r.message.clone(),
             };
+            let events = std::slice::from_ref(&event);
             // A rejection event holds only strings; it always encodes.
-            out.mutations.push(self.audit(&cmd, std::slice::from_ref(&event)));
-            out.events.extend(self.encode_events(&cmd, &key, vec![event]).unwrap_or_default());
+            out.mutations.push(self.audit(&cmd, events));
+            out.events.extend(self.encode_events(&cmd, &key, events).unwrap_or_default());
             self.record(cmd, m, CommandState::Rejected { code: r.code, message: r.message }, &mut out);
             out.counts.rejected += 1;
         }
@@ -312,29 +377,25 @@ impl Applier {
         });
     }
 
-    fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: Vec<Event>) -> Result<Vec<OutRecord>, SchemaError> {
+    fn encode_events(&self, cmd: &CommandEnvelope, key: &[u8], events: &[Event]) -> Result<Vec<OutRecord>, SchemaError> {
         let headers: Arc<[(&'static str, String)]> = match &cmd.correlation_id {
             Some(c) => Arc::new([(topics::HEADER_CORRELATION_ID, c.clone())]),
             None => Arc::default(),
         };
         let mut records = Vec::with_capacity(events.len());
-        let mut events = events.into_iter().enumerate();
-        let Some((_, first)) = events.next() else { return Ok(records) };
-        // One envelope for all of a command's events: only the id and the event change.
-        let mut envelope = EventEnvelope {
-            event_id: ids::event_id(&cmd.command_id, 0),
-            command_id: cmd.command_id.clone(),
-            tenant_id: cmd.tenant_id.clone(),
-            correlation_id: cmd.correlation_id.clone(),
-            occurred_at_ms: cmd.issued_at_ms,
-            event: first,
-        };
-        loop {
-            records.push(OutRecord { key: key.to_vec(), payload: self.catalog.encode_event(&envelope)?, headers: headers.clone() });
-            let Some((i, next)) = events.next() else { return Ok(records) };
-            envelope.event_id = ids::event_id(&cmd.command_id, i);
-            envelope.event = next;
+        let mut event_id = [0; 36];
+        for (i, event) in events.iter().enumerate() {
+            // Encoded from the command's own strings and an id on the stack: no envelope.
+            let head = EventHead {
+                event_id: ids::event_id_in(&cmd.command_id, i, &mut event_id),
+                command_id: &cmd.command_id,
+                tenant_id: &cmd.tenant_id,
+                correlation_id: cmd.correlation_id.as_deref(),
+                occurred_at_ms: cmd.issued_at_ms,
+            };
+            records.push(OutRecord { key: key.to_vec(), payload: self.catalog.encode_event_parts(&head, event)?, headers: headers.clone() });
         }
+        Ok(records)
     }
 
     fn audit(&self, cmd: &CommandEnvelope, events: &[Event]) -> Mutation {
@@ -364,34 +425,33 @@ impl Applier {
     /// the totals it moves (its contribution after minus its contribution before).
     async fn fold_invoices(
         &self,
-        invoices: HashMap<(String, String), Working>,
+        invoices: Map<PairKey, Working>,
         mutations: &mut Vec<Mutation>,
         changed: &mut Uncommitted,
     ) -> Result<(), StoreError> {
-        let mut totals: HashMap<TotalsKey, Totals> = HashMap::new();
-        let mut months: HashMap<MonthKey, Decimal> = HashMap::new();
+        let mut totals: Map<TotalsKey, Totals> = Map::default();
+        let mut months: Map<MonthKey, Decimal> = Map::default();
         for (slot, w) in invoices {
-            let Some(current) = w.current else { continue };
-            let stored = w.stored;
-            let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket: w.bucket, currency: current.currency };
+            let Working { invoice: Some(current), before, changed: true, bucket } = w else { continue };
+            let key = TotalsKey { tenant_id: current.tenant_id.clone(), bucket, currency: current.currency };
             if !totals.contains_key(&key) {
                 let t = self.latest_totals(&key).await?;
                 totals.insert(key.clone(), t);
             }
             if let Some(t) = totals.get_mut(&key) {
-                if let Some(s) = &stored {
-                    t.counts[status_index(s.status)] = t.counts[status_index(s.status)].saturating_sub(1);
-                    t.outstanding -= outstanding(s);
+                if let Some(b) = &before {
+                    t.counts[status_index(b.status)] = t.counts[status_index(b.status)].saturating_sub(1);
+                    t.outstanding -= b.outstanding;
                 }
                 t.counts[status_index(current.status)] += 1;
                 t.outstanding += outstanding(&current);
             }
-            let already_paid = stored.as_ref().map_or(0, |s| s.payments.len());
+            let already_paid = before.map_or(0, |b| b.payments);
             for p in current.payments.iter().skip(already_paid) {
                 let mk = MonthKey {
                     tenant_id: current.tenant_id.clone(),
                     year_month: p.received_on.year_month(),
-                    bucket: w.bucket,
+                    bucket,
                     currency: current.currency,
                 };
                 if !months.contains_key(&mk) {
@@ -402,11 +462,11 @@ impl Applier {
                     *v += p.amount;
                 }
             }
-            if let Some(s) = stored.as_ref().filter(|s| s.status == InvoiceStatus::Open) {
+            if let Some(b) = before.filter(|b| b.status == InvoiceStatus::Open) {
                 mutations.push(Mutation::RemoveOpenItem {
-                    tenant_id: s.tenant_id.clone(),
-                    due_date: s.due_date,
-                    invoice_id: s.invoice_id.clone(),
+                    tenant_id: current.tenant_id.clone(),
+                    due_date: b.due_date,
+                    invoice_id: current.invoice_id.clone(),
                 });
             }
             if current.status == InvoiceStatus::Open {
@@ -418,12 +478,9 @@ impl Applier {
                     balance_due: current.balance_due(),
                 }));
             }
+            let current = Arc::new(current);
             changed.invoices.insert(slot, current.clone());
-            mutations.push(Mutation::PutInvoice {
-                previous_status: stored.map(|s| s.status),
-                invoice: current,
-                bucket: w.bucket,
-            });
+            mutations.push(Mutation::PutInvoice { previous_status: before.map(|b| b.status), invoice: current, bucket });
         }
         mutations.extend(totals.iter().map(|(k, v)| Mutation::PutTotals(k.clone(), v.clone())));
         mutations.extend(months.iter().map(|(k, v)| Mutation::PutMonthPaid(k.clone(), *v)));
@@ -458,4 +515,27 @@ fn status_index(s: InvoiceStatus) -> usize {
 /// What an invoice adds to "outstanding": its balance while open.
 fn outstanding(inv: &Invoice) -> Decimal {
     if inv.status == InvoiceStatus::Open { inv.balance_due() } else { Decimal::ZERO }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_keys_keep_tenant_and_id_apart() {
+        let key = |t: &str, id: &str| pair_key(&mut Vec::new(), t, id).to_vec();
+        assert_ne!(key("ab", "c"), key("a", "bc"));
+        assert_ne!(key("", "abc"), key("abc", ""));
+        assert_eq!(key("t_1", "inv-1"), key("t_1", "inv-1"));
+        let mut set: Set<PairKey> = Set::default();
+        set.insert(key("a", "bc").into());
+        assert!(set.contains(key("a", "bc").as_slice()) && !set.contains(key("ab", "c").as_slice()));
+    }
+
+    #[test]
+    fn every_map_gets_its_own_seed() {
+        let (a, b) = (RandomSeeded::default(), RandomSeeded::default());
+        assert_ne!(a.hash_one("inv-1"), b.hash_one("inv-1"));
+        assert_eq!(a.hash_one("inv-1"), a.hash_one("inv-1"));
+    }
 }

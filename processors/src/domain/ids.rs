@@ -11,6 +11,10 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_0c55_7d4e_4a3b_9d0e_2f1a_b5c3_e80
 /// processor's instructions (one event id per event, one payment id per payment; README,
 /// Performance). The name is hashed in pieces, never assembled.
 fn derive(kind: &str, parts: &[&str]) -> String {
+    derive_uuid(kind, parts).to_string()
+}
+
+fn derive_uuid(kind: &str, parts: &[&str]) -> Uuid {
     let mut h = Sha1::new();
     h.update(NAMESPACE.as_bytes());
     h.update(kind.as_bytes());
@@ -21,15 +25,24 @@ fn derive(kind: &str, parts: &[&str]) -> String {
     let digest = h.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 /// The id of the `index`-th event caused by a command.
 pub fn event_id(command_id: &str, index: usize) -> String {
+    event_uuid(command_id, index).to_string()
+}
+
+/// [`event_id`] written into `buf`, without allocating.
+pub fn event_id_in<'b>(command_id: &str, index: usize, buf: &'b mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &'b str {
+    event_uuid(command_id, index).hyphenated().encode_lower(buf)
+}
+
+fn event_uuid(command_id: &str, index: usize) -> Uuid {
     const DIGITS: [&str; 4] = ["0", "1", "2", "3"];
     match DIGITS.get(index) {
-        Some(i) => derive("event", &[command_id, i]),
-        None => derive("event", &[command_id, &index.to_string()]),
+        Some(i) => derive_uuid("event", &[command_id, i]),
+        None => derive_uuid("event", &[command_id, &index.to_string()]),
     }
 }
 
@@ -88,6 +101,7 @@ mod tests {
         for (i, c) in ["c1", "0199a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", "ünï\u{1f}code", ""].into_iter().enumerate() {
             for index in [0, 1, 3, 4, 12] {
                 assert_eq!(event_id(c, index), v5(&format!("event\u{1f}{c}\u{1f}{index}")), "{i} {index}");
+                assert_eq!(event_id_in(c, index, &mut [0; 36]), event_id(c, index), "{i} {index}");
             }
             assert_eq!(payment_id(c), v5(&format!("payment\u{1f}{c}")));
             assert_eq!(command_id_for_key("t-1", c), v5(&format!("idempotency-key\u{1f}t-1\u{1f}{c}")));

@@ -9,6 +9,7 @@ use crate::domain::{Invoice, InvoiceLine, InvoiceStatus};
 use billstream_schemas::Date;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap_or_default()
@@ -75,14 +76,14 @@ async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
     let t = tenant_id();
     assert_eq!(store.get_invoice(&t, "nope").await.expect("read"), None, "absent invoice reads as None");
     let inv = sample_invoice(&t, "i-1", 2024);
-    store.apply(&[Mutation::PutInvoice { invoice: inv.clone(), bucket: 3, previous_status: None }]).await.expect("write");
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(inv.clone()), bucket: 3, previous_status: None }]).await.expect("write");
     assert_eq!(store.get_invoice(&t, "i-1").await.expect("read"), Some(inv.clone()));
     assert_eq!(store.get_invoice("other-tenant", "i-1").await.expect("read"), None, "tenants are isolated");
 
     let mut open = inv.clone();
     open.status = InvoiceStatus::Open;
     store
-        .apply(&[Mutation::PutInvoice { invoice: open.clone(), bucket: 3, previous_status: Some(InvoiceStatus::Draft) }])
+        .apply(&[Mutation::PutInvoice { invoice: Arc::new(open.clone()), bucket: 3, previous_status: Some(InvoiceStatus::Draft) }])
         .await
         .expect("write");
     let drafts = store.list_invoices(&t, Some(InvoiceStatus::Draft), None, 10).await.expect("list");
@@ -93,12 +94,12 @@ async fn invoices_round_trip_and_move_between_statuses(store: &dyn HotStore) {
     // also after it is replaced by a small one and back.
     let t = unique("conf-large");
     let large = large_invoice(&t, "i-large", 2024);
-    store.apply(&[Mutation::PutInvoice { invoice: large.clone(), bucket: 0, previous_status: None }]).await.expect("write");
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(large.clone()), bucket: 0, previous_status: None }]).await.expect("write");
     assert_eq!(store.get_invoice(&t, "i-large").await.expect("read"), Some(large.clone()));
     let small = Invoice { lines: Vec::new().into(), ..large.clone() };
-    store.apply(&[Mutation::PutInvoice { invoice: small.clone(), bucket: 0, previous_status: Some(InvoiceStatus::Draft) }]).await.expect("write");
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(small.clone()), bucket: 0, previous_status: Some(InvoiceStatus::Draft) }]).await.expect("write");
     assert_eq!(store.get_invoice(&t, "i-large").await.expect("read"), Some(small));
-    store.apply(&[Mutation::PutInvoice { invoice: large.clone(), bucket: 0, previous_status: Some(InvoiceStatus::Draft) }]).await.expect("write");
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(large.clone()), bucket: 0, previous_status: Some(InvoiceStatus::Draft) }]).await.expect("write");
     assert_eq!(store.get_invoice(&t, "i-large").await.expect("read"), Some(large));
 }
 
@@ -107,7 +108,7 @@ async fn listing_pages_through_everything_once(store: &dyn HotStore) {
     let mut batch = Vec::new();
     for i in 0..25 {
         let inv = sample_invoice(&t, &format!("i-{i:02}"), 2020 + (i % 3));
-        batch.push(Mutation::PutInvoice { invoice: inv, bucket: (i % 2) as u32, previous_status: None });
+        batch.push(Mutation::PutInvoice { invoice: Arc::new(inv), bucket: (i % 2) as u32, previous_status: None });
     }
     store.apply(&batch).await.expect("write");
     for status in [None, Some(InvoiceStatus::Draft)] {

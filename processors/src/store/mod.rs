@@ -29,6 +29,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A tenant: who owns invoices, how many Kafka keys it is split across.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,8 +156,8 @@ pub struct AuditEvent {
 pub enum Mutation {
     /// Insert or replace an invoice (and its locator and status index entry).
     PutInvoice {
-        /// New state.
-        invoice: Invoice,
+        /// New state (shared with the processor's overlay of uncommitted batches).
+        invoice: Arc<Invoice>,
         /// Its bucket.
         bucket: u32,
         /// Its status before this batch, to move the status index entry.
