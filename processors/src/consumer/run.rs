@@ -505,7 +505,7 @@ impl Committer {
                 for (k, v) in r.headers.iter() {
                     headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
                 }
-                let mut record = FutureRecord::to(topic).key(&r.key).payload(&r.payload).headers(headers);
+                let mut record = FutureRecord::to(topic).key(&*r.key).payload(&r.payload).headers(headers);
                 loop {
                     match self.producer.send_result(record) {
                         Ok(f) => break futures.push(f),
