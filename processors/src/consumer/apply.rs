@@ -70,8 +70,8 @@ fn pair_key<'b>(buf: &'b mut Vec<u8>, tenant: &str, id: &str) -> &'b [u8] {
 pub type Headers = Arc<[(&'static str, String)]>;
 
 /// The key and headers of the last command's events, handed on to the next command's when
-/// they are the same (consecutive commands of one tenant and one request): two allocations
-/// fewer per command and one per event.
+/// they are the same (consecutive commands of one tenant and one request): three allocations
+/// fewer per command (the key, the header list and its string) and one per event (its key).
 #[derive(Default)]
 struct SharedParts {
     key: Option<Arc<[u8]>>,
@@ -324,7 +324,7 @@ impl Applier {
             seen_commands.insert(cmd_key.into());
             let parts = shared.get(m.key.unwrap_or(cmd.tenant_id.as_bytes()), cmd.correlation_id.as_deref());
 
-            let rejection = match self.tenant(&cmd.tenant_id).await? {
+            let r = match self.tenant(&cmd.tenant_id).await? {
                 None => Rejection { code: "unknown_tenant".into(), message: format!("tenant {:?} does not exist", cmd.tenant_id) },
                 Some(tenant) => {
                     let invoice_id = cmd.payload.invoice_id();
@@ -356,7 +356,6 @@ impl Applier {
                     }
                 }
             };
-            let r = rejection;
             let event = Event::CommandRejected {
                 command_type: cmd.payload.type_name().into(),
                 invoice_id: Some(cmd.payload.invoice_id().to_string()),
