@@ -24,10 +24,6 @@ use std::sync::{Arc, OnceLock};
 type Map<K, V> = HashMap<K, V, RandomSeeded>;
 type Set<K> = HashSet<K, RandomSeeded>;
 
-fn map_with_capacity<K, V>(n: usize) -> Map<K, V> {
-    Map::with_capacity_and_hasher(n, RandomSeeded::default())
-}
-
 /// foldhash with its process-wide seed drawn from the operating system's randomness (through
 /// std's `RandomState`) instead of foldhash's own (addresses and the clock), and a new seed
 /// per map.
@@ -299,7 +295,7 @@ impl Applier {
         // applier's instructions).
         let n = messages.len();
         let mut out = BatchOutput { mutations: Vec::with_capacity(3 * n), events: Vec::with_capacity(n), ..BatchOutput::default() };
-        let mut invoices: Map<PairKey, Working> = map_with_capacity(n);
+        let mut invoices: Map<PairKey, Working> = Map::with_capacity_and_hasher(n, RandomSeeded::default());
         let mut seen_commands: Set<PairKey> = Set::with_capacity_and_hasher(n, RandomSeeded::default());
         let mut buf = Vec::with_capacity(128);
         let mut shared = SharedParts::default();

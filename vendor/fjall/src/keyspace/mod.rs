@@ -189,8 +189,9 @@ impl std::hash::Hash for Keyspace {
 impl Keyspace {
     /// billstream patch (see `PATCHED.md`): memtables of this keyspace created from now on
     /// (at rotations), and the active one if it is still empty, carry a bloom filter of about
-    /// `bytes` bytes over their keys, 0 for none; see `lsm_tree::Tree::set_memtable_filter_bytes`. Not persisted with the
-    /// keyspace: set it after each open.
+    /// `bytes` bytes over their keys, 0 for none; see
+    /// `lsm_tree::Tree::set_memtable_filter_bytes`. Not persisted with the keyspace: set it
+    /// after each open.
     pub fn set_memtable_filter_bytes(&self, bytes: usize) {
         match &self.tree {
             AnyTree::Standard(t) => t.set_memtable_filter_bytes(bytes),
