@@ -1,13 +1,13 @@
 //! Publishes commands to `billing.commands`; a command counts as accepted only once the
 //! broker acknowledged it (acks=all, idempotent producer).
 
+use billstream_processors::publish::{Batch, BatchProducer, Record};
 use billstream_schemas::topics::HEADER_CORRELATION_ID;
-use futures::future::join_all;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One encoded command ready to publish.
@@ -24,7 +24,7 @@ pub struct OutgoingCommand {
 /// The command producer.
 #[derive(Clone)]
 pub struct CommandProducer {
-    producer: FutureProducer,
+    producer: Arc<BatchProducer>,
     topic: String,
 }
 
@@ -51,45 +51,31 @@ impl CommandProducer {
         for (k, v) in overrides {
             c.set(k, v);
         }
-        Ok(CommandProducer { producer: c.create()?, topic: topic.to_string() })
+        Ok(CommandProducer { producer: Arc::new(BatchProducer::new(&c)?), topic: topic.to_string() })
     }
 
     /// Publishes all commands and waits for each acknowledgement; one result per command,
     /// in order.
     pub async fn send_all(&self, commands: &[OutgoingCommand]) -> Vec<Result<(), KafkaError>> {
-        let mut futures = Vec::with_capacity(commands.len());
-        for c in commands {
-            let mut headers = OwnedHeaders::new();
-            if let Some(corr) = &c.correlation_id {
-                headers = headers.insert(Header { key: HEADER_CORRELATION_ID, value: Some(corr.as_bytes()) });
-            }
-            let mut record = FutureRecord::to(&self.topic).key(&c.key).payload(&c.payload).headers(headers);
+        let batch = Batch::new(commands.len());
+        for (i, c) in commands.iter().enumerate() {
+            let headers = c.correlation_id.as_ref().map(|corr| {
+                OwnedHeaders::new_with_capacity(1).insert(Header { key: HEADER_CORRELATION_ID, value: Some(corr.as_bytes()) })
+            });
+            let mut record = Record { topic: &self.topic, key: c.key.as_bytes(), payload: &c.payload, headers };
             let mut waited = Duration::ZERO;
-            let f = loop {
-                match self.producer.send_result(record) {
-                    Ok(f) => break Ok(f),
+            loop {
+                match self.producer.send(&batch, i, record) {
+                    Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) if waited < Duration::from_secs(10) => {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         waited += Duration::from_millis(2);
                     }
-                    Err((e, _)) => break Err(e),
+                    Err((e, _)) => break batch.fail(i, e),
                 }
-            };
-            futures.push(f);
+            }
         }
-        let pending: Vec<_> = futures.iter_mut().filter_map(|f| f.as_mut().ok()).collect();
-        let mut acks = join_all(pending).await.into_iter();
-        futures
-            .into_iter()
-            .map(|f| match f {
-                Err(e) => Err(e),
-                Ok(_) => match acks.next() {
-                    Some(Ok(Ok(_))) => Ok(()),
-                    Some(Ok(Err((e, _)))) => Err(e),
-                    _ => Err(KafkaError::Canceled),
-                },
-            })
-            .collect()
+        batch.wait().await
     }
 }

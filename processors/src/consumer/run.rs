@@ -26,7 +26,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use crate::publish::{Batch, BatchProducer, Record};
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -232,19 +233,18 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
         .set("fetch.wait.max.ms", "5")
         .set("queued.min.messages", "200000")
         .create_with_context(context)?;
-    let producer: FutureProducer = client_config(&config)
+    let producer = BatchProducer::new(client_config(&config)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
+        .set("queue.buffering.max.messages", "1000000"))?;
     // Look the output topics up before the first batch: otherwise the first publish waits
     // for the metadata round trip (measured: the first batch's publish took 26-35 ms instead
     // of 2). A topic that does not exist yet is created or reported on first use, as before.
     for topic in [&config.events_topic, &config.dlq_topic] {
-        if let Err(e) = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
+        if let Err(e) = producer.inner().client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
             warn!(topic, error = %e, "output topic metadata not available yet");
         }
     }
@@ -465,7 +465,7 @@ struct Committer {
     spent: std::sync::mpsc::Sender<BatchOutput>,
     config: ProcessorConfig,
     deps: ProcessorDeps,
-    producer: FutureProducer,
+    producer: BatchProducer,
     consumer: Arc<BaseConsumer<ProcessorContext>>,
     shutdown: watch::Receiver<bool>,
     progress: Arc<Progress>,
@@ -499,16 +499,16 @@ impl Committer {
         pending.extend(out.dlq.iter().map(|r| (self.config.dlq_topic.as_str(), r)));
         let mut backoff = Duration::from_millis(50);
         while !pending.is_empty() {
-            let mut futures = Vec::with_capacity(pending.len());
-            for &(topic, r) in &pending {
+            let batch = Batch::new(pending.len());
+            for (i, &(topic, r)) in pending.iter().enumerate() {
                 let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
                 for (k, v) in r.headers.iter() {
                     headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
                 }
-                let mut record = FutureRecord::to(topic).key(&*r.key).payload(&r.payload).headers(headers);
+                let mut record = Record { topic, key: &r.key, payload: &r.payload, headers: Some(headers) };
                 loop {
-                    match self.producer.send_result(record) {
-                        Ok(f) => break futures.push(f),
+                    match self.producer.send(&batch, i, record) {
+                        Ok(()) => break,
                         Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                             record = back;
                             std::thread::sleep(Duration::from_millis(1));
@@ -521,17 +521,16 @@ impl Committer {
                     }
                 }
             }
-            let results = self.deps.runtime.block_on(futures::future::join_all(futures));
+            let results = self.deps.runtime.block_on(batch.wait());
             let failed: Vec<_> = pending
                 .iter()
                 .zip(results)
                 .filter_map(|(p, r)| match r {
-                    Ok(Ok(_)) => None,
-                    Ok(Err((e, _))) => {
+                    Ok(()) => None,
+                    Err(e) => {
                         warn!(error = %e, "delivery failed; retrying");
                         Some(*p)
                     }
-                    Err(_) => Some(*p),
                 })
                 .collect();
             pending = failed;
