@@ -4,7 +4,7 @@ use crate::auth::API_KEY_HEADER;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::producer::OutgoingCommand;
-use crate::request::{self, BatchBody, BatchItem, CreateInvoiceBody, IssueBody, PaymentBody, Valid, VoidBody};
+use crate::request::{self, CreateInvoiceBody, IssueBody, PaymentBody, Valid, VoidBody};
 use crate::server::Gateway;
 use axum::Json;
 use axum::body::Body;
@@ -268,23 +268,23 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
     let wait = params.wait()?;
     let corr = correlation(&headers)?;
     let bytes = read_body(&gw, body).await?;
-    let parsed: BatchBody<'_> = request::parse(&bytes, "")?;
-    if parsed.commands.len() > gw.config.max_batch_commands {
+    let items = request::batch_items(&bytes)?;
+    if items.len() > gw.config.max_batch_commands {
         return Err(ApiError::new(
             413,
             "too_many_commands",
-            format!("a batch holds at most {} commands, got {}", gw.config.max_batch_commands, parsed.commands.len()),
+            format!("a batch holds at most {} commands, got {}", gw.config.max_batch_commands, items.len()),
         ));
     }
     let (today, issued_at) = (Date::today_utc(), now_ms());
-    let mut results: Vec<ItemResult<'_>> = Vec::with_capacity(parsed.commands.len());
-    let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(parsed.commands.len());
+    let mut results: Vec<ItemResult<'_>> = Vec::with_capacity(items.len());
+    let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(items.len());
     // Error paths name the item ("commands[3].amount"); the prefix is written into one buffer.
     let mut prefix = String::with_capacity(24);
-    for (i, raw) in parsed.commands.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         prefix.clear();
         let _ = write!(prefix, "commands[{i}].");
-        let p = request::parse::<BatchItem>(raw.get().as_bytes(), &prefix)
+        let p = item
             .and_then(|item| request::batch_item(&prefix, item, today))
             .and_then(|v| prepare(&gw, &t, v, &corr, issued_at, &prefix));
         match p {

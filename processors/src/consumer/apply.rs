@@ -12,7 +12,8 @@ use crate::store::{
 };
 use crate::StoreError;
 use billstream_schemas::topics::{self, bucket_of};
-use billstream_schemas::{CommandEnvelope, Date, Event, EventHead, SchemaCatalog, SchemaError};
+use billstream_schemas::money::push_decimal;
+use billstream_schemas::{CommandEnvelope, Currency, Date, Event, EventHead, SchemaCatalog, SchemaError};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
@@ -437,8 +438,8 @@ impl Applier {
             .map(|e| AuditEvent {
                 kind: e.type_name().into(),
                 detail: match e {
-                    Event::InvoiceCreated { total, currency, .. } => format!("total {total} {currency}"),
-                    Event::PaymentApplied { amount, currency, .. } => format!("payment {amount} {currency}"),
+                    Event::InvoiceCreated { total, currency, .. } => amount_detail("total ", *total, *currency),
+                    Event::PaymentApplied { amount, currency, .. } => amount_detail("payment ", *amount, *currency),
                     Event::CommandRejected { code, .. } => code.clone(),
                     _ => String::new(),
                 },
@@ -541,6 +542,17 @@ impl Applier {
     }
 }
 
+/// An audit row's detail, "total 12.30 EUR": written without `format!` (it and the
+/// amount's `Display` were 3.5 % of the applier's instructions).
+fn amount_detail(what: &str, amount: Decimal, currency: Currency) -> String {
+    let mut s = String::with_capacity(what.len() + 24);
+    s.push_str(what);
+    push_decimal(&mut s, amount);
+    s.push(' ');
+    s.push_str(currency.code());
+    s
+}
+
 fn status_index(s: InvoiceStatus) -> usize {
     s as usize
 }
@@ -553,6 +565,16 @@ fn outstanding(inv: &Invoice) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_details_read_as_before() {
+        let eur: Currency = "EUR".parse().expect("EUR");
+        for amount in ["12.30", "0.05", "1000", "-3.125"] {
+            let amount: Decimal = amount.parse().expect("decimal");
+            assert_eq!(amount_detail("total ", amount, eur), format!("total {amount} {eur}"));
+        }
+        assert_eq!(amount_detail("payment ", Decimal::new(1230, 2), eur), "payment 12.30 EUR");
+    }
 
     #[test]
     fn pair_keys_keep_tenant_and_id_apart() {
