@@ -292,8 +292,24 @@ pub(crate) fn decimal_from_bytes(bytes: &[u8], scale: u32) -> Option<Decimal> {
     let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
     let mut buf = [fill; 16];
     buf[16 - bytes.len()..].copy_from_slice(bytes);
-    // The wire's fixed scale is an encoding detail: hand out the canonical value.
-    Decimal::try_from_i128_with_scale(i128::from_be_bytes(buf), scale).ok().map(|d| d.normalize())
+    let mantissa = i128::from_be_bytes(buf);
+    // The wire's fixed scale is an encoding detail: hand out the canonical value (trailing
+    // zeros stripped, as `normalize` does), in 64-bit arithmetic where the mantissa fits —
+    // rust_decimal's 96-bit divisions were most of decoding a decimal.
+    if let Ok(mut m) = i64::try_from(mantissa)
+        && scale <= Decimal::MAX_SCALE
+    {
+        if m == 0 {
+            return Some(Decimal::ZERO);
+        }
+        let mut s = scale;
+        while s > 0 && m % 10 == 0 {
+            m /= 10;
+            s -= 1;
+        }
+        return Some(Decimal::new(m, s));
+    }
+    Decimal::try_from_i128_with_scale(mantissa, scale).ok().map(|d| d.normalize())
 }
 
 fn unwrap_union(v: Value) -> Value {
@@ -474,6 +490,72 @@ mod tests {
             assert_eq!(decimal_from_bytes(&bytes, AMOUNT_SCALE), Some(d), "{s}");
         }
         assert!(dec("0.00001".parse().expect("literal"), AMOUNT_SCALE, "amount").is_err());
+    }
+
+    /// Decimals of every width, scale and sign (xorshift, fixed seed), and the edges.
+    fn decimals() -> Vec<Decimal> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = vec![Decimal::ZERO, -Decimal::ZERO, Decimal::MAX, Decimal::MIN, Decimal::new(0, 4), Decimal::new(-1, 28)];
+        for i in 0..30_000u32 {
+            let width = i % 4;
+            let lo = if width == 0 { next() as u32 % 100_000 } else { next() as u32 };
+            let mid = if width >= 2 { next() as u32 } else { 0 };
+            let hi = if width == 3 { next() as u32 } else { 0 };
+            out.push(Decimal::from_parts(lo, mid, hi, next() % 2 == 0, i % 29));
+        }
+        out
+    }
+
+    /// Every bit of a Decimal, scale and the sign of zero included (`==` ignores both).
+    fn exact(d: Option<Decimal>) -> Option<[u8; 16]> {
+        d.map(|d| d.serialize())
+    }
+
+    #[test]
+    fn decimals_encode_as_through_rescale() {
+        // What `decimal_bytes` computed before its fast path, for every value.
+        let reference = |d: Decimal, scale: u32| -> Option<i128> {
+            if d.scale() > scale && d.round_dp(scale) != d {
+                return None;
+            }
+            let mut x = d;
+            x.rescale(scale);
+            (x.scale() == scale && x == d).then(|| x.mantissa())
+        };
+        for d in decimals() {
+            for scale in [0, 2, AMOUNT_SCALE, PRICE_SCALE, 28] {
+                let got = crate::binary::decimal_bytes(d, scale, "x").ok().map(|(b, start)| {
+                    let fill = if b[start] & 0x80 != 0 { 0xFF } else { 0 };
+                    let mut full = [fill; 16];
+                    full[start..].copy_from_slice(&b[start..]);
+                    i128::from_be_bytes(full)
+                });
+                assert_eq!(got, reference(d, scale), "{d:?} at scale {scale}");
+            }
+        }
+    }
+
+    #[test]
+    fn decimals_decode_as_through_normalize() {
+        for d in decimals() {
+            let m = d.mantissa().to_be_bytes();
+            for len in [1, 2, 5, 8, 9, 12, 16] {
+                let bytes = &m[16 - len..];
+                let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0 };
+                let mut full = [fill; 16];
+                full[16 - len..].copy_from_slice(bytes);
+                for scale in [0, AMOUNT_SCALE, PRICE_SCALE, 28] {
+                    let reference = Decimal::try_from_i128_with_scale(i128::from_be_bytes(full), scale).ok().map(|d| d.normalize());
+                    assert_eq!(exact(decimal_from_bytes(bytes, scale)), exact(reference), "{bytes:?} at scale {scale}");
+                }
+            }
+        }
     }
 
     #[test]
