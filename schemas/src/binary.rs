@@ -81,8 +81,8 @@ pub(crate) fn decimal_bytes(d: Decimal, scale: u32, field: &str) -> Result<([u8;
     let mantissa = if d.scale() <= scale {
         // The common case, a value with no more places than the wire: its mantissa times a
         // power of ten, in range if under 2^96 like any Decimal's. (Through `rescale` and a
-        // comparison, rust_decimal's 96-bit arithmetic, decimals were 5 % of the processor's
-        // instructions, encoding events alone.)
+        // comparison, rust_decimal's 96-bit arithmetic, encoding the events' decimals was
+        // 5 % of the applier's instructions.)
         let k = (scale - d.scale()) as usize;
         let m = d.mantissa();
         match (POW10.get(k), FITS_TIMES_POW10.get(k)) {
