@@ -231,16 +231,15 @@ pub fn batch_items(bytes: &[u8]) -> Result<Vec<Result<BatchItem, ApiError>>, Api
     }
     let body: BatchBody<'_> = parse(bytes, "")?;
     let mut prefix = String::with_capacity(24);
-    Ok(body
-        .commands
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            prefix.clear();
-            let _ = write!(prefix, "commands[{i}].");
-            parse::<BatchItem>(raw.get().as_bytes(), &prefix)
-        })
-        .collect())
+    Ok(body.commands.iter().enumerate().map(|(i, raw)| parse::<BatchItem>(raw.get().as_bytes(), item_prefix(&mut prefix, i))).collect())
+}
+
+/// Writes into `buf` what error paths put before a batch item's fields (`commands[3].`), and
+/// returns it: one buffer for a whole batch.
+pub fn item_prefix(buf: &mut String, i: usize) -> &str {
+    buf.clear();
+    let _ = write!(buf, "commands[{i}].");
+    buf
 }
 
 /// A validated command, ready to be given an id and published.

@@ -17,7 +17,6 @@ use billstream_schemas::topics::partition_key;
 use billstream_schemas::{CommandEnvelope, Date, SchemaError};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -282,11 +281,10 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
     // Error paths name the item ("commands[3].amount"); the prefix is written into one buffer.
     let mut prefix = String::with_capacity(24);
     for (i, item) in items.into_iter().enumerate() {
-        prefix.clear();
-        let _ = write!(prefix, "commands[{i}].");
+        let prefix = request::item_prefix(&mut prefix, i);
         let p = item
-            .and_then(|item| request::batch_item(&prefix, item, today))
-            .and_then(|v| prepare(&gw, &t, v, &corr, issued_at, &prefix));
+            .and_then(|item| request::batch_item(prefix, item, today))
+            .and_then(|v| prepare(&gw, &t, v, &corr, issued_at, prefix));
         match p {
             Ok(p) => {
                 results.push(ItemResult::Pending);

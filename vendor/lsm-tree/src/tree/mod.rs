@@ -682,8 +682,8 @@ impl Tree {
     /// active one if it is still empty, a bloom filter of about `bytes` bytes over its keys,
     /// 0 for none. A point read of a key that a memtable does not hold then costs one probe
     /// of its filter instead of a search of its skiplist; an insert costs a hash and one
-    /// atomic `or` more. Worth it where
-    /// reads of absent keys are common; size it near 2 bytes per key the memtable will hold.
+    /// atomic `or` more. Worth it where reads of absent keys are common; size it near 2
+    /// bytes per key the memtable will hold.
     pub fn set_memtable_filter_bytes(&self, bytes: usize) {
         self.memtable_filter_bytes
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
