@@ -144,6 +144,10 @@ impl WriteBatch {
 
         let mut batch_size = 0u64;
 
+        // billstream patch (see `PATCHED.md`): the keyspace of the item before, so a run of
+        // items in one keyspace hashes its name into the set once, not once per item.
+        let mut previous_keyspace = None;
+
         log::trace!("Applying batch (size={}) to memtable(s)", self.data.len());
 
         for item in std::mem::take(&mut self.data) {
@@ -158,7 +162,10 @@ impl WriteBatch {
             batch_size += item_size;
 
             // IMPORTANT: Clone the handle, because we don't want to keep the keyspaces lock open
-            keyspaces_with_possible_stall.insert(item.keyspace.clone());
+            if previous_keyspace != Some(item.keyspace.id) {
+                previous_keyspace = Some(item.keyspace.id);
+                keyspaces_with_possible_stall.insert(item.keyspace.clone());
+            }
         }
 
         self.db.supervisor.snapshot_tracker.publish(batch_seqno);
