@@ -3,7 +3,7 @@
 //! Single-machine by design: one process owns the directory (fjall holds a lock file), and a
 //! batch commits atomically through fjall's journal, synced to disk once per batch.
 
-use super::keys::{Key, KeyReader, decode, encode, encode_into, hex, unhex};
+use super::keys::{Key, KeyReader, RecentIds, decode, encode, encode_into, hex, unhex};
 use super::{
     AuditEntry, AuditEvent, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
 };
@@ -274,6 +274,8 @@ fn offset_key(k: Key, cluster_id: &str, topic: &str, partition: i32) -> Key {
 struct Writes {
     buf: Vec<u8>,
     ops: Vec<Write>,
+    /// Ids the batch's keys encoded last (see [`RecentIds`]).
+    recent: Option<Box<RecentIds>>,
 }
 
 /// One write: its key is `buf[start..key_end]`, its value `buf[key_end..end]` (if `put`).
@@ -288,12 +290,12 @@ struct Write {
 
 impl Writes {
     fn with_capacity(rows: usize) -> Self {
-        Writes { buf: Vec::with_capacity(rows * 160), ops: Vec::with_capacity(rows) }
+        Writes { buf: Vec::with_capacity(rows * 160), ops: Vec::with_capacity(rows), recent: Some(Box::default()) }
     }
 
     fn key(&mut self, table: Table, put: bool, key: impl FnOnce(Key) -> Key) -> Write {
         let start = self.buf.len();
-        self.buf = key(Key::after(std::mem::take(&mut self.buf))).done();
+        (self.buf, self.recent) = key(Key::after(std::mem::take(&mut self.buf), self.recent.take())).done_with();
         Write { table, put, start, key_end: self.buf.len(), end: self.buf.len() }
     }
 
