@@ -125,9 +125,9 @@ fn batch(catalog: &SchemaCatalog, n: u64) -> Vec<Vec<u8>> {
 }
 
 /// Tenant `i`'s id, in the form `tenant create` makes (`t_` and the 32 hex digits of a random
-/// UUID): digits spread as a random id's are (`i` times an odd 128-bit constant), not `i` after
-/// 30 zeros, so that keys led by the tenant differ from their first bytes, as they do in a
-/// real store.
+/// UUID): digits spread as a random id's are (`i + 1` times an odd 128-bit constant), not `i`
+/// after 30 zeros, so that keys led by the tenant differ from their first bytes, as they do in
+/// a real store.
 fn bench_tenant(i: usize) -> String {
     format!("t_{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
 }
