@@ -285,14 +285,19 @@ impl<'p> Rec<'p> {
     }
 }
 
+/// Two's-complement big-endian bytes (1 to 16 of them) as the number they write.
+fn sign_extended(bytes: &[u8]) -> i128 {
+    let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
+    let mut buf = [fill; 16];
+    buf[16 - bytes.len()..].copy_from_slice(bytes);
+    i128::from_be_bytes(buf)
+}
+
 pub(crate) fn decimal_from_bytes(bytes: &[u8], scale: u32) -> Option<Decimal> {
     if bytes.is_empty() || bytes.len() > 16 {
         return if bytes.is_empty() { Some(Decimal::new(0, scale)) } else { None };
     }
-    let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
-    let mut buf = [fill; 16];
-    buf[16 - bytes.len()..].copy_from_slice(bytes);
-    let mantissa = i128::from_be_bytes(buf);
+    let mantissa = sign_extended(bytes);
     // The wire's fixed scale is an encoding detail: hand out the canonical value (trailing
     // zeros stripped, as `normalize` does), in 64-bit arithmetic where the mantissa fits —
     // rust_decimal's 96-bit divisions were most of decoding a decimal.
@@ -530,12 +535,7 @@ mod tests {
         };
         for d in decimals() {
             for scale in [0, 2, AMOUNT_SCALE, PRICE_SCALE, 28] {
-                let got = crate::binary::decimal_bytes(d, scale, "x").ok().map(|(b, start)| {
-                    let fill = if b[start] & 0x80 != 0 { 0xFF } else { 0 };
-                    let mut full = [fill; 16];
-                    full[start..].copy_from_slice(&b[start..]);
-                    i128::from_be_bytes(full)
-                });
+                let got = crate::binary::decimal_bytes(d, scale, "x").ok().map(|(b, start)| sign_extended(&b[start..]));
                 assert_eq!(got, reference(d, scale), "{d:?} at scale {scale}");
             }
         }
@@ -547,11 +547,8 @@ mod tests {
             let m = d.mantissa().to_be_bytes();
             for len in [1, 2, 5, 8, 9, 12, 16] {
                 let bytes = &m[16 - len..];
-                let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0 };
-                let mut full = [fill; 16];
-                full[16 - len..].copy_from_slice(bytes);
                 for scale in [0, AMOUNT_SCALE, PRICE_SCALE, 28] {
-                    let reference = Decimal::try_from_i128_with_scale(i128::from_be_bytes(full), scale).ok().map(|d| d.normalize());
+                    let reference = Decimal::try_from_i128_with_scale(sign_extended(bytes), scale).ok().map(|d| d.normalize());
                     assert_eq!(exact(decimal_from_bytes(bytes, scale)), exact(reference), "{bytes:?} at scale {scale}");
                 }
             }
