@@ -774,8 +774,9 @@ mod tests {
     use crate::store::{CommandState, CommandStatus};
     use fjall::AbstractTree;
 
-    /// Tables read by key keep their bloom filters; tables only scanned build none (see
-    /// [`FjallStore::open`]). Every table gets a row and a flushed disk table first.
+    /// Tables read by key keep their bloom filters; tables only scanned build none, and the
+    /// invoices none in their last level (see [`FjallStore::open`]). Every table gets a row
+    /// and a flushed disk table first.
     #[test]
     fn only_tables_read_by_key_build_filters() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -827,5 +828,15 @@ mod tests {
         for table in [Table::ByStatus, Table::OpenByDue, Table::Audit, Table::AuditIndex, Table::Offsets] {
             assert_eq!(filter_bytes(table), 0, "{} is only scanned and builds no filter", table.name());
         }
+        // Merged into the last level: the locator keeps its filter, the invoices drop theirs
+        // and are still read by key.
+        for table in [Table::Invoices, Table::Locator] {
+            store.keyspace(table).major_compact().expect("compact");
+        }
+        assert!(filter_bytes(Table::Locator) > 0);
+        assert_eq!(filter_bytes(Table::Invoices), 0);
+        let key = invoice_key(Key::new(), tenant, 2026, 0, "inv-1").done();
+        let read: Option<Invoice> = store.row(Table::Invoices, &key).expect("read");
+        assert_eq!(read.map(|i| i.invoice_id), Some("inv-1".to_string()));
     }
 }
