@@ -807,7 +807,7 @@ mod tests {
             },
             Mutation::Audit(AuditEntry {
                 tenant_id: tenant.into(),
-                day: Date::from_days(issued_at_ms.div_euclid(86_400_000) as i32),
+                day: Date::from_unix_millis(issued_at_ms),
                 issued_at_ms,
                 command_id: command_id.into(),
                 invoice_id: "inv-1".into(),
