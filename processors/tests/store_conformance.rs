@@ -56,7 +56,7 @@ async fn fjall_refuses_a_store_of_another_format() {
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     match FjallStore::open(&config) {
-        Err(e @ StoreError::Format { found: 1, expected: 6, .. }) => {
+        Err(e @ StoreError::Format { found: 1, expected: 7, .. }) => {
             assert!(e.to_string().contains("format 1"), "{e}");
         }
         other => panic!("expected a format error, got {other:?}"),
@@ -64,7 +64,7 @@ async fn fjall_refuses_a_store_of_another_format() {
 
     // Format 2 (amounts as text), 3 (no newest ordered command id), 4 (the audit log by
     // tenant within a day), 5 (ids in keys as text) and a marker from a future build are
-    // refused too.
+    // refused too. (6 is upgraded: the next test.)
     for marker in [2u32, 3, 4, 5, 99] {
         {
             let db = fjall::Database::builder(dir.path()).open().expect("raw open");
@@ -73,10 +73,66 @@ async fn fjall_refuses_a_store_of_another_format() {
             db.persist(fjall::PersistMode::SyncAll).expect("persist");
         }
         match FjallStore::open(&config) {
-            Err(StoreError::Format { found, expected: 6, .. }) if found == marker => {}
+            Err(StoreError::Format { found, expected: 7, .. }) if found == marker => {}
             other => panic!("expected a format error for {marker}, got {other:?}"),
         }
     }
+}
+
+/// A format-6 store (tables with lsm-tree's standard bloom filters) is marked 7 when opened and
+/// keeps working: its tables are still read by key, new ones get blocked filters, and a build
+/// of format 6 would now refuse it rather than meet filters it cannot read.
+#[tokio::test]
+async fn fjall_upgrades_a_format_6_store_in_place() {
+    use billstream_processors::HotStore;
+    use billstream_processors::store::Mutation;
+    use fjall::AbstractTree;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = FjallConfig::new(dir.path());
+    let old = conformance::sample_invoice("t", "old", 2025);
+    let new = conformance::sample_invoice("t", "new", 2026);
+    let put = |inv: &billstream_processors::domain::Invoice| Mutation::PutInvoice {
+        invoice: Arc::new(inv.clone()),
+        bucket: 0,
+        previous_status: None,
+    };
+    let raw = || fjall::Database::builder(dir.path()).open().expect("raw open");
+    let locator = |db: &fjall::Database| db.keyspace("invoice_locator", fjall::KeyspaceCreateOptions::default).expect("locator");
+    {
+        let store = FjallStore::open(&config).expect("open");
+        store.apply(&[put(&old)]).await.expect("write");
+    }
+    // What format 6 wrote: tables flushed by an lsm-tree that builds standard filters (fjall
+    // on its own), the marker set back to 6.
+    {
+        let db = raw();
+        for name in ["invoices", "invoice_locator"] {
+            let ks = db.keyspace(name, fjall::KeyspaceCreateOptions::default).expect("keyspace");
+            ks.rotate_memtable_and_wait().expect("flush");
+        }
+        assert_eq!(locator(&db).tree.filter_kinds().expect("filters"), (0, 1), "a standard filter to start from");
+        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
+        meta.insert("format", 6u32.to_be_bytes()).expect("marker");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    {
+        let store = FjallStore::open(&config).expect("a format-6 store opens");
+        assert_eq!(store.get_invoice("t", "old").await.expect("read"), Some(old.clone()), "read through a standard filter");
+        store.apply(&[put(&new)]).await.expect("write");
+        store.flush_memtables().expect("flush");
+        assert_eq!(store.get_invoice("t", "new").await.expect("read"), Some(new.clone()));
+        assert_eq!(store.get_invoice("t", "absent").await.expect("read"), None);
+    }
+    {
+        let db = raw();
+        assert_eq!(locator(&db).tree.filter_kinds().expect("filters"), (1, 1), "the new table's filter is blocked");
+        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
+        let marker = meta.get("format").expect("read").expect("marker");
+        assert_eq!(*marker, 7u32.to_be_bytes(), "marked with this format");
+    }
+    let store = FjallStore::open(&config).expect("reopen");
+    assert_eq!(store.get_invoice("t", "old").await.expect("read"), Some(old));
+    assert_eq!(store.get_invoice("t", "new").await.expect("read"), Some(new));
 }
 
 /// The store answers "not stored" for a time-ordered id newer than every one it holds without

@@ -212,9 +212,14 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// newest time-ordered command id (see [`ordered_prefix`]); a build that did not maintain
 /// it must not write to the store, or a command it stored could be reported absent. 5: the
 /// audit log by day and second, with an index of each tenant's seconds (see [`audit_key`]).
-/// 6: tenant and command ids in keys in their compact forms (see [`Key::id`]).
+/// 6: tenant and command ids in keys in their compact forms (see [`Key::id`]). 7: tables
+/// written with cache-line-blocked bloom filters (vendored lsm-tree, `PATCHED.md`), which a
+/// build of format 6 or earlier cannot read; a format-6 store is marked 7 when opened (its
+/// tables keep their standard filters, which both read) — the one upgrade made in place.
 /// A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
+/// The format a store is upgraded from by marking it [`FORMAT`].
+const UPGRADED_FORMAT: u32 = 6;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -425,25 +430,34 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Refuses a store written in another layout; marks a new store with this one.
+    /// Refuses a store written in another layout; marks a new store, or one of
+    /// [`UPGRADED_FORMAT`], with this one. Then, and only then, tables are written with
+    /// blocked filters: a refused store must stay readable by the build that wrote it (fjall
+    /// flushes and compacts while it opens, before the marker can be read).
     fn check_format(&self, path: &std::path::Path) -> Result<(), StoreError> {
         let meta = &self.meta;
         let found = match meta.get(FORMAT_KEY).map_err(engine)? {
-            Some(v) => u32::from_be_bytes(<[u8; 4]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?),
+            Some(v) => Some(u32::from_be_bytes(<[u8; 4]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?)),
             None => {
                 let used = [&self.tenants, &self.offsets, &self.commands, &self.keyed_commands, &self.invoices]
                     .into_iter()
                     .any(|ks| ks.first_key_value().is_some());
-                if !used {
-                    meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
-                    self.db.persist(PersistMode::SyncAll).map_err(engine)?;
-                    return Ok(());
-                }
-                1
+                used.then_some(1)
             }
         };
-        if found != FORMAT {
-            return Err(StoreError::Format { path: path.display().to_string(), found, expected: FORMAT });
+        match found {
+            Some(FORMAT) => {}
+            // A new store, or one to upgrade: marked durably before the first blocked filter.
+            None | Some(UPGRADED_FORMAT) => {
+                meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
+                self.db.persist(PersistMode::SyncAll).map_err(engine)?;
+            }
+            Some(found) => {
+                return Err(StoreError::Format { path: path.display().to_string(), found, expected: FORMAT });
+            }
+        }
+        for ks in Table::ALL.map(|t| self.keyspace(t)).into_iter().chain([&self.tenants, &self.api_keys, &self.meta]) {
+            ks.set_blocked_filters(true);
         }
         Ok(())
     }
@@ -824,6 +838,8 @@ mod tests {
         };
         for table in [Table::Invoices, Table::Locator, Table::Commands] {
             assert!(filter_bytes(table) > 0, "{} is read by key and keeps its filter", table.name());
+            let kinds = store.keyspace(table).tree.filter_kinds().expect("filters");
+            assert_eq!(kinds, (1, 0), "{}: one table, its filter blocked", table.name());
         }
         for table in [Table::ByStatus, Table::OpenByDue, Table::Audit, Table::AuditIndex, Table::Offsets] {
             assert_eq!(filter_bytes(table), 0, "{} is only scanned and builds no filter", table.name());

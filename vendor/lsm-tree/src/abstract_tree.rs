@@ -197,6 +197,12 @@ pub trait AbstractTree {
     /// Gets the memory usage of all pinned filters in the tree.
     fn pinned_filter_size(&self) -> usize;
 
+    /// billstream patch: how many of the tree's tables have cache-line-blocked filters and
+    /// how many standard ones (tables without a filter, or with a partitioned one, count in
+    /// neither).
+    #[doc(hidden)]
+    fn filter_kinds(&self) -> crate::Result<(usize, usize)>;
+
     /// Gets the memory usage of all pinned index blocks in the tree.
     fn pinned_block_index_size(&self) -> usize;
 

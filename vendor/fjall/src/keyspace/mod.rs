@@ -199,6 +199,16 @@ impl Keyspace {
         }
     }
 
+    /// billstream patch (see `PATCHED.md`): tables of this keyspace written from now on carry
+    /// cache-line-blocked bloom filters; see `lsm_tree::Tree::set_blocked_filters`. Not
+    /// persisted with the keyspace: set it after each open.
+    pub fn set_blocked_filters(&self, on: bool) {
+        match &self.tree {
+            AnyTree::Standard(t) => t.set_blocked_filters(on),
+            AnyTree::Blob(b) => b.index.set_blocked_filters(on),
+        }
+    }
+
     #[doc(hidden)]
     #[must_use]
     pub fn id(&self) -> InternalKeyspaceId {

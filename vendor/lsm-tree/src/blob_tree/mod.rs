@@ -339,6 +339,10 @@ impl AbstractTree for BlobTree {
         self.index.pinned_filter_size()
     }
 
+    fn filter_kinds(&self) -> crate::Result<(usize, usize)> {
+        self.index.filter_kinds()
+    }
+
     fn pinned_block_index_size(&self) -> usize {
         self.index.pinned_block_index_size()
     }
@@ -395,15 +399,12 @@ impl AbstractTree for BlobTree {
         .use_index_block_compression(index_block_compression)
         .use_data_block_size(data_block_size)
         .use_data_block_hash_ratio(data_block_hash_ratio)
-        .use_bloom_policy({
-            use crate::config::FilterPolicyEntry::{Bloom, None};
-            use crate::table::filter::BloomConstructionPolicy;
-
-            match self.index.config.filter_policy.get(0) {
-                Bloom(policy) => policy,
-                None => BloomConstructionPolicy::BitsPerKey(0.0),
-            }
-        });
+        .use_bloom_policy(
+            self.index
+                .config
+                .bloom_policy(0)
+                .unwrap_or(crate::table::filter::BloomConstructionPolicy::BitsPerKey(0.0)),
+        );
 
         if index_partitioning {
             table_writer = table_writer.use_partitioned_index();

@@ -98,20 +98,14 @@ pub(super) fn prepare_table_writer(
         .use_data_block_hash_ratio(data_block_hash_ratio)
         .use_index_block_compression(index_block_compression)
         .use_bloom_policy({
-            use crate::config::FilterPolicyEntry::{Bloom, None};
             use crate::table::filter::BloomConstructionPolicy;
 
             if is_last_level && opts.config.expect_point_read_hits {
                 BloomConstructionPolicy::BitsPerKey(0.0)
             } else {
-                match opts
-                    .config
-                    .filter_policy
-                    .get(usize::from(payload.dest_level))
-                {
-                    Bloom(policy) => policy,
-                    None => BloomConstructionPolicy::BitsPerKey(0.0),
-                }
+                opts.config
+                    .bloom_policy(usize::from(payload.dest_level))
+                    .unwrap_or(BloomConstructionPolicy::BitsPerKey(0.0))
             }
         }))
 }

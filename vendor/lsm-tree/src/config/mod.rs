@@ -238,6 +238,23 @@ pub struct Config {
     pub(crate) seqno: SequenceNumberCounter,
 
     pub(crate) visible_seqno: SequenceNumberCounter,
+
+    /// billstream patch: whether new tables get cache-line-blocked filters (see
+    /// [`crate::Tree::set_blocked_filters`]). Not persisted; shared by clones of the config.
+    pub(crate) blocked_filters: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Config {
+    /// billstream patch: the filter policy of `level`, blocked if the owner turned blocked
+    /// filters on.
+    pub(crate) fn bloom_policy(&self, level: usize) -> Option<crate::table::filter::BloomConstructionPolicy> {
+        match self.filter_policy.get(level) {
+            FilterPolicyEntry::Bloom(policy) => Some(
+                policy.blocked_if(self.blocked_filters.load(std::sync::atomic::Ordering::Acquire)),
+            ),
+            FilterPolicyEntry::None => None,
+        }
+    }
 }
 
 // TODO: remove default?
@@ -294,6 +311,8 @@ impl Default for Config {
             expect_point_read_hits: false,
 
             kv_separation_opts: None,
+
+            blocked_filters: Arc::default(),
         }
     }
 }

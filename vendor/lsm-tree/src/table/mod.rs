@@ -165,6 +165,20 @@ impl Table {
         self.regions.filter.map(|x| x.size()).unwrap_or_default()
     }
 
+    /// billstream patch: whether this table's filter is cache-line-blocked (`None`: no
+    /// filter, or a partitioned one).
+    #[doc(hidden)]
+    pub fn has_blocked_filter(&self) -> crate::Result<Option<bool>> {
+        if self.regions.filter_tli.is_some() {
+            return Ok(None);
+        }
+        let Some(handle) = &self.regions.filter else {
+            return Ok(None);
+        };
+        let block = self.load_block(handle, BlockType::Filter, CompressionType::None)?;
+        Ok(Some(FilterBlock::new(block).is_blocked()))
+    }
+
     #[must_use]
     pub fn pinned_filter_size(&self) -> usize {
         self.pinned_filter_block

@@ -4,7 +4,7 @@
 
 use super::Tree;
 use crate::{
-    config::FilterPolicyEntry, table::multi_writer::MultiWriter, BlobIndirection, SeqNo, UserKey,
+    table::multi_writer::MultiWriter, BlobIndirection, SeqNo, UserKey,
     UserValue,
 };
 use std::path::PathBuf;
@@ -55,9 +55,7 @@ impl<'a> Ingestion<'a> {
         .use_bloom_policy({
             if tree.config.expect_point_read_hits {
                 crate::config::BloomConstructionPolicy::BitsPerKey(0.0)
-            } else if let FilterPolicyEntry::Bloom(p) =
-                tree.config.filter_policy.get(INITIAL_CANONICAL_LEVEL)
-            {
+            } else if let Some(p) = tree.config.bloom_policy(INITIAL_CANONICAL_LEVEL) {
                 p
             } else {
                 crate::config::BloomConstructionPolicy::BitsPerKey(0.0)

@@ -319,6 +319,18 @@ impl AbstractTree for Tree {
             .sum()
     }
 
+    fn filter_kinds(&self) -> crate::Result<(usize, usize)> {
+        let mut kinds = (0, 0);
+        for table in self.current_version().iter_tables() {
+            match table.has_blocked_filter()? {
+                Some(true) => kinds.0 += 1,
+                Some(false) => kinds.1 += 1,
+                None => {}
+            }
+        }
+        Ok(kinds)
+    }
+
     fn pinned_filter_size(&self) -> usize {
         self.current_version()
             .iter_tables()
@@ -384,15 +396,11 @@ impl AbstractTree for Tree {
         .use_index_block_compression(index_block_compression)
         .use_data_block_size(data_block_size)
         .use_data_block_hash_ratio(data_block_hash_ratio)
-        .use_bloom_policy({
-            use crate::config::FilterPolicyEntry::{Bloom, None};
-            use crate::table::filter::BloomConstructionPolicy;
-
-            match self.config.filter_policy.get(0) {
-                Bloom(policy) => policy,
-                None => BloomConstructionPolicy::BitsPerKey(0.0),
-            }
-        });
+        .use_bloom_policy(
+            self.config
+                .bloom_policy(0)
+                .unwrap_or(crate::table::filter::BloomConstructionPolicy::BitsPerKey(0.0)),
+        );
 
         if index_partitioning {
             table_writer = table_writer.use_partitioned_index();
@@ -678,6 +686,17 @@ impl AbstractTree for Tree {
 }
 
 impl Tree {
+    /// billstream patch: tables this tree writes from now on (flushes, compactions,
+    /// ingestion) carry cache-line-blocked bloom filters instead of standard ones, with the
+    /// same bits per key (`table::filter::blocked`). Tables read either kind. Not persisted:
+    /// the owner turns it on after each open, once it knows that whatever reads the tree can
+    /// read them (an lsm-tree without the patch reports their filters as an invalid tag).
+    pub fn set_blocked_filters(&self, on: bool) {
+        self.config
+            .blocked_filters
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
     /// billstream patch: gives every memtable created from now on (at rotations), and the
     /// active one if it is still empty, a bloom filter of about `bytes` bytes over its keys,
     /// 0 for none. A point read of a key that a memtable does not hold then costs one probe

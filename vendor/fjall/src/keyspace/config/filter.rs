@@ -23,13 +23,19 @@ impl EncodeConfig for crate::config::FilterPolicy {
                 crate::config::FilterPolicyEntry::Bloom(bloom) => {
                     v.write_u8(1).expect("cannot fail writing into a vec");
 
+                    // billstream patch: the blocked policies are never in a keyspace's
+                    // options (a tree switches to them at run time, see
+                    // `Keyspace::set_blocked_filters`); were one there, it is kept as the
+                    // standard policy it was switched from.
                     match bloom {
-                        crate::config::BloomConstructionPolicy::BitsPerKey(bits) => {
+                        crate::config::BloomConstructionPolicy::BitsPerKey(bits)
+                        | crate::config::BloomConstructionPolicy::BlockedBitsPerKey(bits) => {
                             v.write_u8(0).expect("cannot fail writing into a vec");
                             v.write_f32::<byteorder::LittleEndian>(*bits)
                                 .expect("cannot fail writing into a vec");
                         }
-                        crate::config::BloomConstructionPolicy::FalsePositiveRate(fpr) => {
+                        crate::config::BloomConstructionPolicy::FalsePositiveRate(fpr)
+                        | crate::config::BloomConstructionPolicy::BlockedFalsePositiveRate(fpr) => {
                             v.write_u8(1).expect("cannot fail writing into a vec");
                             v.write_f32::<byteorder::LittleEndian>(*fpr)
                                 .expect("cannot fail writing into a vec");

@@ -4,7 +4,7 @@
 
 pub mod bit_array;
 pub mod block;
-// pub mod blocked_bloom;
+pub mod blocked;
 pub mod standard_bloom;
 
 use standard_bloom::Builder as StandardBloomFilterBuilder;
@@ -13,6 +13,12 @@ use standard_bloom::Builder as StandardBloomFilterBuilder;
 pub enum BloomConstructionPolicy {
     BitsPerKey(f32),
     FalsePositiveRate(f32),
+    /// billstream patch: as `BitsPerKey`, in a cache-line-blocked filter ([`blocked`]).
+    /// Never persisted: a tree's writers switch to it when its owner turns blocked filters
+    /// on ([`crate::Tree::set_blocked_filters`]).
+    BlockedBitsPerKey(f32),
+    /// billstream patch: as `FalsePositiveRate`, in a cache-line-blocked filter.
+    BlockedFalsePositiveRate(f32),
 }
 
 impl Default for BloomConstructionPolicy {
@@ -21,22 +27,63 @@ impl Default for BloomConstructionPolicy {
     }
 }
 
+/// billstream patch: a filter being built, of either kind.
+pub enum FilterBuilder {
+    Standard(StandardBloomFilterBuilder),
+    Blocked(blocked::Builder),
+}
+
+impl FilterBuilder {
+    /// Adds a key hash.
+    pub fn set_with_hash(&mut self, hash: u64) {
+        match self {
+            Self::Standard(b) => b.set_with_hash(hash),
+            Self::Blocked(b) => b.set_with_hash(hash),
+        }
+    }
+
+    /// The filter block's bytes.
+    #[must_use]
+    pub fn build(&self) -> Vec<u8> {
+        match self {
+            Self::Standard(b) => b.build(),
+            Self::Blocked(b) => b.build(),
+        }
+    }
+}
+
 impl BloomConstructionPolicy {
     #[must_use]
-    pub fn init(&self, n: usize) -> StandardBloomFilterBuilder {
-        use standard_bloom::Builder;
+    pub fn init(&self, n: usize) -> FilterBuilder {
+        use FilterBuilder::{Blocked, Standard};
 
         match self {
-            Self::BitsPerKey(bpk) => Builder::with_bpk(n, *bpk),
-            Self::FalsePositiveRate(fpr) => Builder::with_fp_rate(n, *fpr),
+            Self::BitsPerKey(bpk) => Standard(StandardBloomFilterBuilder::with_bpk(n, *bpk)),
+            Self::FalsePositiveRate(fpr) => {
+                Standard(StandardBloomFilterBuilder::with_fp_rate(n, *fpr))
+            }
+            Self::BlockedBitsPerKey(bpk) => Blocked(blocked::Builder::with_bpk(n, *bpk)),
+            Self::BlockedFalsePositiveRate(fpr) => {
+                Blocked(blocked::Builder::with_fp_rate(n, *fpr))
+            }
+        }
+    }
+
+    /// billstream patch: the same policy in a blocked filter if `blocked`, else itself.
+    #[must_use]
+    pub fn blocked_if(self, blocked: bool) -> Self {
+        match self {
+            Self::BitsPerKey(bpk) if blocked => Self::BlockedBitsPerKey(bpk),
+            Self::FalsePositiveRate(fpr) if blocked => Self::BlockedFalsePositiveRate(fpr),
+            other => other,
         }
     }
 
     #[must_use]
     pub fn is_active(&self) -> bool {
         match self {
-            Self::BitsPerKey(bpk) => *bpk > 0.0,
-            Self::FalsePositiveRate(fpr) => *fpr > 0.0,
+            Self::BitsPerKey(bpk) | Self::BlockedBitsPerKey(bpk) => *bpk > 0.0,
+            Self::FalsePositiveRate(fpr) | Self::BlockedFalsePositiveRate(fpr) => *fpr > 0.0,
         }
     }
 
@@ -52,8 +99,10 @@ impl BloomConstructionPolicy {
             reason = "truncation is fine because this is an estimation"
         )]
         match self {
-            Self::BitsPerKey(bpk) => (*bpk * (n as f32)) as usize / 8,
-            Self::FalsePositiveRate(fpr) => {
+            Self::BitsPerKey(bpk) | Self::BlockedBitsPerKey(bpk) => {
+                (*bpk * (n as f32)) as usize / 8
+            }
+            Self::FalsePositiveRate(fpr) | Self::BlockedFalsePositiveRate(fpr) => {
                 let m = StandardBloomFilterBuilder::calculate_m(n, *fpr);
                 let bpk = (m / n) as f32;
                 (bpk * (n as f32)) as usize / 8
@@ -66,7 +115,14 @@ impl BloomConstructionPolicy {
 enum FilterType {
     StandardBloom,
     BlockedBloom,
+    /// billstream patch: [`blocked`]. A tag of its own, not upstream's `BlockedBloom` (1,
+    /// reserved there for a layout of its own), so that no other build of lsm-tree can read
+    /// these filters as something else: it reports an invalid tag instead.
+    CacheLineBlocked,
 }
+
+/// The tag of [`FilterType::CacheLineBlocked`].
+const CACHE_LINE_BLOCKED_TAG: u8 = 0xB5;
 
 impl TryFrom<u8> for FilterType {
     type Error = crate::Error;
@@ -75,6 +131,7 @@ impl TryFrom<u8> for FilterType {
         match value {
             0 => Ok(Self::StandardBloom),
             1 => Ok(Self::BlockedBloom),
+            CACHE_LINE_BLOCKED_TAG => Ok(Self::CacheLineBlocked),
             _ => Err(crate::Error::InvalidTag(("FilterType", value))),
         }
     }
@@ -85,6 +142,7 @@ impl From<FilterType> for u8 {
         match value {
             FilterType::StandardBloom => 0,
             FilterType::BlockedBloom => 1,
+            FilterType::CacheLineBlocked => CACHE_LINE_BLOCKED_TAG,
         }
     }
 }
