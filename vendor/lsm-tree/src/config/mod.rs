@@ -240,8 +240,8 @@ pub struct Config {
     pub(crate) visible_seqno: SequenceNumberCounter,
 
     /// billstream patch: whether new tables get cache-line-blocked filters (see
-    /// [`crate::Tree::set_blocked_filters`]). Not persisted; shared by clones of the config.
-    pub(crate) blocked_filters: Arc<std::sync::atomic::AtomicBool>,
+    /// [`crate::Tree::set_blocked_filters`]). Not persisted; off until the owner says so.
+    pub(crate) blocked_filters: std::sync::atomic::AtomicBool,
 }
 
 impl Config {
@@ -312,7 +312,7 @@ impl Default for Config {
 
             kv_separation_opts: None,
 
-            blocked_filters: Arc::default(),
+            blocked_filters: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
