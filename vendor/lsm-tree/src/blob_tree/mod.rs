@@ -399,12 +399,7 @@ impl AbstractTree for BlobTree {
         .use_index_block_compression(index_block_compression)
         .use_data_block_size(data_block_size)
         .use_data_block_hash_ratio(data_block_hash_ratio)
-        .use_bloom_policy(
-            self.index
-                .config
-                .bloom_policy(0)
-                .unwrap_or(crate::table::filter::BloomConstructionPolicy::BitsPerKey(0.0)),
-        );
+        .use_bloom_policy(self.index.config.bloom_policy(0));
 
         if index_partitioning {
             table_writer = table_writer.use_partitioned_index();

@@ -103,9 +103,7 @@ pub(super) fn prepare_table_writer(
             if is_last_level && opts.config.expect_point_read_hits {
                 BloomConstructionPolicy::BitsPerKey(0.0)
             } else {
-                opts.config
-                    .bloom_policy(usize::from(payload.dest_level))
-                    .unwrap_or(BloomConstructionPolicy::BitsPerKey(0.0))
+                opts.config.bloom_policy(usize::from(payload.dest_level))
             }
         }))
 }

@@ -245,14 +245,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// billstream patch: the filter policy of `level`, blocked if the owner turned blocked
-    /// filters on.
-    pub(crate) fn bloom_policy(&self, level: usize) -> Option<crate::table::filter::BloomConstructionPolicy> {
+    /// billstream patch: the filter policy of `level` for a table writer, blocked if the
+    /// owner turned blocked filters on; no filter (0 bits per key) where the policy has none.
+    pub(crate) fn bloom_policy(&self, level: usize) -> crate::table::filter::BloomConstructionPolicy {
         match self.filter_policy.get(level) {
-            FilterPolicyEntry::Bloom(policy) => Some(
-                policy.blocked_if(self.blocked_filters.load(std::sync::atomic::Ordering::Acquire)),
-            ),
-            FilterPolicyEntry::None => None,
+            FilterPolicyEntry::Bloom(policy) => {
+                policy.blocked_if(self.blocked_filters.load(std::sync::atomic::Ordering::Acquire))
+            }
+            FilterPolicyEntry::None => crate::table::filter::BloomConstructionPolicy::BitsPerKey(0.0),
         }
     }
 }

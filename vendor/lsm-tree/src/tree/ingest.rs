@@ -55,10 +55,8 @@ impl<'a> Ingestion<'a> {
         .use_bloom_policy({
             if tree.config.expect_point_read_hits {
                 crate::config::BloomConstructionPolicy::BitsPerKey(0.0)
-            } else if let Some(p) = tree.config.bloom_policy(INITIAL_CANONICAL_LEVEL) {
-                p
             } else {
-                crate::config::BloomConstructionPolicy::BitsPerKey(0.0)
+                tree.config.bloom_policy(INITIAL_CANONICAL_LEVEL)
             }
         })
         .use_data_block_size(

@@ -34,7 +34,7 @@ fn block_of(hash: u64, blocks: u64) -> usize {
     block
 }
 
-/// The key's `k` bit positions within its block, as (byte, mask): the top 9 bits of
+/// The key's `k` bit positions within its block, as (byte, mask): the top 9 bits (512) of
 /// `hash * MIX^i`, `i` in `1..=k`. Each depends on every bit of the hash; positions drawn
 /// as `a + i * b` modulo 512 instead (double hashing within the block) gave two keys whole
 /// patterns in common and 11 times the false positives aimed at for 0.01 %.
@@ -43,7 +43,7 @@ fn bits_of(hash: u64, k: u64) -> impl Iterator<Item = (usize, u8)> {
     let mut x = hash;
     (0..k).map(move |_| {
         x = x.wrapping_mul(MIX);
-        let bit = x >> (64 - 9);
+        let bit = x >> (64 - BLOCK_BITS.trailing_zeros());
 
         #[expect(clippy::cast_possible_truncation, reason = "below 512")]
         let pos = ((bit >> 3) as usize, 1u8 << (bit & 7));
