@@ -92,7 +92,14 @@ impl Report {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
         }
         if let Some(m) = self.max_sustained_per_s {
-            out.push_str(&format!("max sustained/s     {m:.0}\n"));
+            // The rule passes a step that applied 90 % of its rate: say what that step applied.
+            let applied = self.details["max_steps"].as_array().and_then(|steps| {
+                steps.iter().find(|s| s["passed"] == true && s["rate"].as_f64() == Some(m)).and_then(|s| s["applied_per_s"].as_f64())
+            });
+            match applied {
+                Some(a) => out.push_str(&format!("max sustained/s     {m:.0} (that step applied {a:.0}/s)\n")),
+                None => out.push_str(&format!("max sustained/s     {m:.0}\n")),
+            }
         }
         if let Some(obj) = self.latency_ms.as_object() {
             out.push_str("latency ms          p50      p90      p99      p99.9    max\n");

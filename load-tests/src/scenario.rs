@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use billstream_schemas::SchemaCatalog;
 use hdrhistogram::Histogram;
 use rdkafka::producer::FutureRecord;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +74,8 @@ pub struct Options {
     pub step: Duration,
     /// `max`: a step fails when its p99 ingest→applied exceeds this.
     pub max_p99: Duration,
+    /// `max`: steps bisecting between the highest passing and the lowest failing rate.
+    pub refine: u32,
     /// `query`: lookups in flight.
     pub query_concurrency: usize,
     /// Pause sending while more accepted commands than this are unresolved (0: never).
@@ -327,6 +329,8 @@ pub async fn run(opts: Options) -> Result<Report> {
 
     let resolved = || watcher.resolved();
     let mut max_sustained = None;
+    // `max`: every step, as run.
+    let mut steps: Vec<Value> = Vec::new();
     let mut query_hist: Option<Histogram<u64>> = None;
     let offered;
     let drive_secs;
@@ -344,6 +348,8 @@ pub async fn run(opts: Options) -> Result<Report> {
         Scenario::Max => {
             let mut rate = opts.start_rate.max(100.0);
             let mut total = 0;
+            // The lowest rate that failed, once one has; refining steps left.
+            let (mut failed_at, mut refine): (Option<f64>, u32) = (None, opts.refine);
             loop {
                 let step_start = Instant::now();
                 let before = watcher.resolved();
@@ -359,13 +365,41 @@ pub async fn run(opts: Options) -> Result<Report> {
                 let _ = step_hist.subtract(&hist_before);
                 let p99_ms = step_hist.value_at_quantile(0.99) as f64 / 1000.0;
                 let applied_rate = resolved as f64 / secs;
-                eprintln!("  step {rate:.0}/s: applied {applied_rate:.0}/s, backlog {backlog}, p99 ingest→applied {p99_ms:.1} ms");
                 let ok = applied_rate >= 0.9 * rate && (backlog as f64) < rate * 2.0 && p99_ms <= opts.max_p99.as_secs_f64() * 1000.0;
-                if !ok {
+                let verdict = if ok { "passed" } else { "failed" };
+                eprintln!("  step {rate:.0}/s: applied {applied_rate:.0}/s, backlog {backlog}, p99 ingest→applied {p99_ms:.1} ms: {verdict}");
+                steps.push(json!({
+                    "rate": rate.round(),
+                    "applied_per_s": applied_rate.round(),
+                    "backlog": backlog,
+                    "p99_ingest_to_applied_ms": p99_ms,
+                    "passed": ok,
+                    "refining": failed_at.is_some(),
+                }));
+                if ok {
+                    max_sustained = Some(rate.round());
+                } else {
+                    failed_at = Some(rate.round());
+                }
+                let (Some(passed), Some(failed)) = (max_sustained, failed_at) else {
+                    if failed_at.is_some() {
+                        break; // the first step failed: nothing below it was tried
+                    }
+                    rate *= 1.3;
+                    continue;
+                };
+                if refine == 0 {
                     break;
                 }
-                max_sustained = Some(rate);
-                rate *= 1.3;
+                refine -= 1;
+                if !ok {
+                    // The next step starts from an empty backlog, as a ramp step would.
+                    eprintln!("  draining the backlog before the next step");
+                    if settle(&driver, &watcher, opts.settle_timeout).await.1 > 0 {
+                        break; // commands went missing: the loss check below reports them
+                    }
+                }
+                rate = (passed * failed).sqrt();
             }
             offered = total;
             drive_secs = started.elapsed().as_secs_f64();
@@ -411,6 +445,7 @@ pub async fn run(opts: Options) -> Result<Report> {
             "failed_requests": s.failed,
             "throttled_requests": s.throttled,
             "preloaded_invoices": preloaded_invoices,
+            "max_steps": steps,
             // How many times the invoices this run added the store held before it.
             "store_fill_ratio": if preloaded_invoices == 0 || workload.generated.invoices == 0 {
                 json!(null)

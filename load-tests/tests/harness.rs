@@ -97,3 +97,45 @@ fn a_preload_fills_the_store_first_and_the_report_says_how_full() {
     // Counted over the measured run only, not the preload before it.
     assert_outcomes_add_up(&r);
 }
+
+#[test]
+fn max_ramps_until_a_step_fails_then_narrows_the_gap() {
+    // One command per request, one request at a time: the driver itself caps the rate (a few
+    // hundred to a few thousand a second), so some step of the ramp fails on any machine.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_billstream-load"))
+        .args(["max", "--start-rate", "100", "--step", "1s", "--refine", "2", "--batch", "1", "--concurrency", "1"])
+        .args(["--tenants", "3", "--raw-messages", "2000", "--partitions", "4", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--json")
+        .arg(&report)
+        .output()
+        .expect("billstream-load runs");
+    let json = std::fs::read_to_string(&report)
+        .unwrap_or_else(|_| panic!("no report; stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
+    let r: Value = serde_json::from_str(&json).expect("report is JSON");
+    assert!(out.status.success(), "{r}");
+    assert_eq!((&r["scenario"], &r["lost"]), (&Value::from("max"), &Value::from(0)), "{r}");
+    let steps = r["details"]["max_steps"].as_array().expect("steps");
+    let field = |s: &Value, k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));
+    let (ramp, refining): (Vec<&Value>, Vec<&Value>) = steps.iter().partition(|s| s["refining"] == false);
+    // The ramp: every step 1.3x the last, all passing but the last.
+    let (last, passed) = ramp.split_last().expect("a ramp");
+    assert_eq!(last["passed"], false, "{r}");
+    assert!(!passed.is_empty() && passed.iter().all(|s| s["passed"] == true), "{r}");
+    for w in ramp.windows(2) {
+        assert!((field(w[1], "rate") / field(w[0], "rate") - 1.3).abs() < 0.01, "{r}");
+    }
+    // Then two steps, each strictly between the best pass and the lowest failure before it.
+    assert_eq!(refining.len(), 2, "{r}");
+    for (i, s) in steps.iter().enumerate().skip(ramp.len()) {
+        let before = &steps[..i];
+        let best_pass = before.iter().filter(|s| s["passed"] == true).map(|s| field(s, "rate")).fold(0.0, f64::max);
+        let low_fail = before.iter().filter(|s| s["passed"] == false).map(|s| field(s, "rate")).fold(f64::INFINITY, f64::min);
+        let rate = field(s, "rate");
+        assert!(best_pass < rate && rate < low_fail, "step {i} at {rate}, between {best_pass} and {low_fail}: {r}");
+    }
+    let best = steps.iter().filter(|s| s["passed"] == true).map(|s| field(s, "rate")).fold(0.0, f64::max);
+    assert_eq!(r["max_sustained_per_s"].as_f64(), Some(best), "{r}");
+}
