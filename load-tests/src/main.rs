@@ -110,8 +110,9 @@ struct Cli {
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     max_p99: Duration,
     /// max: after the first failing step, this many more steps halve the gap (geometrically)
-    /// between the highest rate that passed and the lowest that failed, each after the
-    /// backlog has drained. The ramp's steps are 1.3x apart; 2 narrows the result to ~7 %.
+    /// between the highest rate that passed and the lowest that failed; a step after a failed
+    /// one waits for the backlog to drain. The ramp's steps are 1.3x apart; 2 narrows the
+    /// result to ~7 %.
     #[arg(long, default_value_t = 2)]
     refine: u32,
     /// query: lookups in flight.
