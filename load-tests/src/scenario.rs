@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 pub enum Scenario {
     /// A target rate for a duration.
     Steady,
-    /// Ramp the rate until latency or backlog diverges; report the highest sustained rate.
+    /// Ramp the rate until latency or backlog diverges, narrow the gap (`--refine`); report
+    /// the highest sustained rate.
     Max,
     /// Hot point lookups while writes run at the given rate.
     Query,
