@@ -7,15 +7,22 @@
 use serde_json::Value;
 use std::process::Command;
 
+/// A tiny steady run (400 commands/s for two seconds) with `extra` flags.
 fn harness(dir: &std::path::Path, extra: &[&str]) -> (std::process::ExitStatus, Value) {
+    let steady = ["steady", "--duration", "2s", "--rate", "400", "--batch", "40", "--tenants", "3"];
+    run(dir, &[&steady[..], extra].concat())
+}
+
+/// Runs `billstream-load` with `args` on a small embedded pipeline under `dir`; its exit status
+/// and JSON report.
+fn run(dir: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, Value) {
     let report = dir.join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_billstream-load"))
-        .args(["steady", "--duration", "2s", "--rate", "400", "--batch", "40", "--tenants", "3", "--raw-messages", "2000"])
-        .args(["--partitions", "4", "--data-dir"])
+        .args(args)
+        .args(["--raw-messages", "2000", "--partitions", "4", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--json")
         .arg(&report)
-        .args(extra)
         .output()
         .expect("billstream-load runs");
     let json = std::fs::read_to_string(&report)
@@ -103,19 +110,11 @@ fn max_ramps_until_a_step_fails_then_narrows_the_gap() {
     // One command per request, one request at a time: the driver itself caps the rate (a few
     // hundred to a few thousand a second), so some step of the ramp fails on any machine.
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_billstream-load"))
-        .args(["max", "--start-rate", "100", "--step", "1s", "--refine", "2", "--batch", "1", "--concurrency", "1"])
-        .args(["--tenants", "3", "--raw-messages", "2000", "--partitions", "4", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--json")
-        .arg(&report)
-        .output()
-        .expect("billstream-load runs");
-    let json = std::fs::read_to_string(&report)
-        .unwrap_or_else(|_| panic!("no report; stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
-    let r: Value = serde_json::from_str(&json).expect("report is JSON");
-    assert!(out.status.success(), "{r}");
+    let (status, r) = run(
+        dir.path(),
+        &["max", "--start-rate", "100", "--step", "1s", "--refine", "2", "--batch", "1", "--concurrency", "1", "--tenants", "3"],
+    );
+    assert!(status.success(), "{r}");
     assert_eq!((&r["scenario"], &r["lost"]), (&Value::from("max"), &Value::from(0)), "{r}");
     let steps = r["details"]["max_steps"].as_array().expect("steps");
     let field = |s: &Value, k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));

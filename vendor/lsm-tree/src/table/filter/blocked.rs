@@ -402,4 +402,3 @@ mod measure {
         Ok(())
     }
 }
-
