@@ -115,6 +115,12 @@ struct Cli {
     /// result to ~7 %.
     #[arg(long, default_value_t = 2)]
     refine: u32,
+    /// max: a step passes only if the driver sent at least this share of its rate and the
+    /// pipeline resolved at least this share of the step's commands (what it left grew the
+    /// backlog). Until 2026-11-26 the rule was "applied at least 90 % of the rate", which
+    /// passed steps whose backlog grew by almost a tenth of what they sent.
+    #[arg(long, default_value_t = 0.97, value_parser = parse_share)]
+    min_applied: f64,
     /// query: lookups in flight.
     #[arg(long, default_value_t = 4)]
     query_concurrency: usize,
@@ -134,6 +140,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     billstream::config::parse_duration(s)
+}
+
+/// `--min-applied`: a share, from 0 to 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a share from 0 to 1 (0.97: 97 %), got {s:?}")),
+    }
 }
 
 /// `--preload`: a duration, or a multiple of `--duration`.
@@ -199,6 +213,7 @@ fn main() -> Result<()> {
         step: cli.step,
         max_p99: cli.max_p99,
         refine: cli.refine,
+        min_applied: cli.min_applied,
         query_concurrency: cli.query_concurrency,
         max_backlog: cli.max_backlog,
     };
@@ -231,5 +246,15 @@ mod tests {
         let err = parse_preload("2.5x").expect_err("a fraction is refused");
         assert!(err.contains("whole multiple") && err.contains("2.5x"), "{err}");
         assert!(parse_preload("10").expect_err("a bare number is refused").contains("unit"));
+    }
+
+    #[test]
+    fn min_applied_is_a_share() {
+        assert_eq!(parse_share("0.97"), Ok(0.97));
+        assert_eq!(parse_share("1"), Ok(1.0));
+        for bad in ["97", "-0.1", "97%", "NaN"] {
+            let err = parse_share(bad).expect_err(bad);
+            assert!(err.contains("share from 0 to 1") && err.contains(bad), "{err}");
+        }
     }
 }

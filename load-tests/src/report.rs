@@ -92,7 +92,8 @@ impl Report {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
         }
         if let Some(m) = self.max_sustained_per_s {
-            // The rule passes a step that applied 90 % of its rate: say what that step applied.
+            // The rule passes a step that applied a little less than its rate (`--min-applied`):
+            // say what that step applied.
             let applied = self.details["max_steps"].as_array().and_then(|steps| {
                 steps.iter().find(|s| s["passed"] == true && s["rate"].as_f64() == Some(m)).and_then(|s| s["applied_per_s"].as_f64())
             });
