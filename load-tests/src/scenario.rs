@@ -77,7 +77,8 @@ pub struct Options {
     pub max_p99: Duration,
     /// `max`: steps bisecting between the highest passing and the lowest failing rate.
     pub refine: u32,
-    /// `max`: a step fails when it applied less than this share of its rate.
+    /// `max`: a step fails when the driver sent less than this share of its rate, or the
+    /// pipeline resolved less than this share of the step's distinct commands.
     pub min_applied: f64,
     /// `query`: lookups in flight.
     pub query_concurrency: usize,
