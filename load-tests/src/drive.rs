@@ -64,6 +64,12 @@ impl Sent {
     pub fn new() -> Result<Self> {
         Ok(Sent { accepted: IdSet::default(), accepted_items: 0, refused: 0, failed: 0, throttled: 0, ack_us: Histogram::new_with_bounds(1, 600_000_000, 3)?, latency_from_ms: 0, invoices: Vec::new() })
     }
+
+    /// The backlog: accepted commands not among the `resolved` ones. Both count distinct
+    /// command ids (a retried command is accepted twice but resolved once).
+    pub fn unresolved(&self, resolved: u64) -> u64 {
+        (self.accepted.len() as u64).saturating_sub(resolved)
+    }
 }
 
 /// A driver bound to a target.
@@ -121,9 +127,7 @@ impl Driver {
         let mut tasks = Vec::new();
         while start.elapsed() < duration {
             while max_backlog > 0 && start.elapsed() < duration {
-                // Distinct command ids: a retried command is accepted twice but resolved once.
-                let accepted = self.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted.len() as u64;
-                if accepted.saturating_sub(resolved()) <= max_backlog {
+                if self.sent.lock().unwrap_or_else(|p| p.into_inner()).unresolved(resolved()) <= max_backlog {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

@@ -100,7 +100,7 @@ fn progress(started: Instant, sent: &Mutex<Sent>, seen: &Mutex<Seen>) {
         s.accepted.len(),
         s.refused,
         resolved,
-        (s.accepted.len() as u64).saturating_sub(resolved)
+        s.unresolved(resolved)
     );
 }
 
@@ -362,22 +362,14 @@ pub async fn run(opts: Options) -> Result<Report> {
                 let step_start = Instant::now();
                 let before = watcher.resolved();
                 let hist_before = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
-                let generated_before = workload.generated;
+                let to_resolve_before = workload.generated.to_resolve();
                 let offered = driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
                 total += offered;
                 let secs = step_start.elapsed().as_secs_f64();
                 let resolved = watcher.resolved() - before;
-                // The distinct commands of the step the pipeline should resolve: its items but
-                // the repeats of an Idempotency-Key (resolved once) and those the gateway
-                // refuses, about 1.7 % of the default workload.
-                let g = workload.generated;
-                let to_resolve = (g.commands - generated_before.commands)
-                    .saturating_sub(g.retries - generated_before.retries)
-                    .saturating_sub(g.invalid_at_gateway - generated_before.invalid_at_gateway);
-                let backlog = {
-                    let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
-                    (s.accepted.len() as u64).saturating_sub(watcher.resolved())
-                };
+                // Its items but retries and refusals: about 1.7 % fewer in the default workload.
+                let to_resolve = workload.generated.to_resolve() - to_resolve_before;
+                let backlog = driver.sent.lock().unwrap_or_else(|p| p.into_inner()).unresolved(watcher.resolved());
                 let mut step_hist = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
                 let _ = step_hist.subtract(&hist_before);
                 let p99_ms = step_hist.value_at_quantile(0.99) as f64 / 1000.0;

@@ -60,7 +60,8 @@ pub struct WorkloadConfig {
 const CURRENCIES: [&str; 6] = ["EUR", "USD", "GBP", "JPY", "CHF", "KWD"];
 const TAX_RATES: [&str; 5] = ["0", "7", "19", "20", "7.7"];
 
-/// Counts of what was generated, by expected outcome.
+/// Counts of what was generated, by expected outcome. Every retry and every invalid item is
+/// also one of `commands`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Generated {
     /// Items sent.
@@ -73,6 +74,14 @@ pub struct Generated {
     pub retries: u64,
     /// Invoices created.
     pub invoices: u64,
+}
+
+impl Generated {
+    /// The distinct commands the pipeline resolves of these: the items but the repeats of an
+    /// Idempotency-Key (resolved once) and those the gateway must refuse.
+    pub fn to_resolve(&self) -> u64 {
+        self.commands - self.retries - self.invalid_at_gateway
+    }
 }
 
 /// One command of the workload: its JSON object (a batch item; every string in it is plain
@@ -238,10 +247,11 @@ impl Workload {
             }
             _ => {}
         }
-        if paid > Decimal::ZERO && rng.chance(self.config.retry_pct) {
-            if let Some(again) = out.last().cloned() {
-                out.push(again);
-            }
+        if paid > Decimal::ZERO
+            && rng.chance(self.config.retry_pct)
+            && let Some(again) = out.last().cloned()
+        {
+            out.push(again);
             self.generated.retries += 1;
         }
         if rng.chance(self.config.invalid_pct) {
