@@ -1,7 +1,7 @@
 //! Drivers: how commands reach the pipeline — HTTP batch requests, single-command HTTP
 //! requests, or Avro straight onto Kafka — at a target rate with bounded concurrency.
 
-use crate::observe::{IdSet, id_hash};
+use crate::observe::{CommandId, Ledger, SharedLedger};
 use crate::target::{TenantKey, Target};
 use crate::workload::{Item, Workload, batch_body};
 use anyhow::{Result, anyhow};
@@ -39,10 +39,8 @@ pub enum DriverKind {
     Kafka,
 }
 
-/// What the drivers recorded.
+/// What the drivers recorded (which commands were accepted goes to the [`Ledger`](crate::observe::Ledger)).
 pub struct Sent {
-    /// Hashes of command ids the pipeline acknowledged.
-    pub accepted: IdSet,
     /// Items acknowledged (retries count again).
     pub accepted_items: u64,
     /// Items the gateway refused (validation).
@@ -62,13 +60,7 @@ pub struct Sent {
 impl Sent {
     /// Empty.
     pub fn new() -> Result<Self> {
-        Ok(Sent { accepted: IdSet::default(), accepted_items: 0, refused: 0, failed: 0, throttled: 0, ack_us: Histogram::new_with_bounds(1, 600_000_000, 3)?, latency_from_ms: 0, invoices: Vec::new() })
-    }
-
-    /// The backlog: accepted commands not among the `resolved` ones. Both count distinct
-    /// command ids (a retried command is accepted twice but resolved once).
-    pub fn unresolved(&self, resolved: u64) -> u64 {
-        (self.accepted.len() as u64).saturating_sub(resolved)
+        Ok(Sent { accepted_items: 0, refused: 0, failed: 0, throttled: 0, ack_us: Histogram::new_with_bounds(1, 600_000_000, 3)?, latency_from_ms: 0, invoices: Vec::new() })
     }
 }
 
@@ -82,11 +74,13 @@ pub struct Driver {
     catalog: Arc<SchemaCatalog>,
     /// Shared results.
     pub sent: Arc<Mutex<Sent>>,
+    /// Where acceptances are recorded (the watcher records the events).
+    pub ledger: SharedLedger,
 }
 
 impl Driver {
-    /// A driver of `kind` for `target`.
-    pub fn new(kind: DriverKind, target: &Target) -> Result<Self> {
+    /// A driver of `kind` for `target`, recording acceptances into `ledger`.
+    pub fn new(kind: DriverKind, target: &Target, ledger: SharedLedger) -> Result<Self> {
         let producer = if kind == DriverKind::Kafka {
             Some(producer(&target.bootstrap)?)
         } else {
@@ -100,34 +94,24 @@ impl Driver {
             producer,
             catalog: Arc::new(SchemaCatalog::embedded()),
             sent: Arc::new(Mutex::new(Sent::new()?)),
+            ledger,
         })
     }
 
     /// Sends about `rate` commands/s (0: as fast as `concurrency` allows) in groups of
     /// `batch` until `duration` passed, pausing while more than `max_backlog` accepted
-    /// commands are unresolved (`resolved` counts the resolved ones). Returns the number of
-    /// items offered.
+    /// commands are unresolved. Returns the number of items offered.
     ///
     /// The gateway holds writes back itself; the direct Kafka driver has nobody to do it,
     /// and the embedded broker drops what a lagging processor has not read yet.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn run(
-        &self,
-        workload: &mut Workload,
-        rate: f64,
-        duration: Duration,
-        batch: usize,
-        concurrency: usize,
-        resolved: &(dyn Fn() -> u64 + Sync),
-        max_backlog: u64,
-    ) -> u64 {
+    pub async fn run(&self, workload: &mut Workload, rate: f64, duration: Duration, batch: usize, concurrency: usize, max_backlog: u64) -> u64 {
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
         let start = Instant::now();
         let mut offered = 0u64;
         let mut tasks = Vec::new();
         while start.elapsed() < duration {
             while max_backlog > 0 && start.elapsed() < duration {
-                if self.sent.lock().unwrap_or_else(|p| p.into_inner()).unresolved(resolved()) <= max_backlog {
+                if self.ledger.lock().unwrap_or_else(|p| p.into_inner()).unresolved() <= max_backlog {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -156,16 +140,17 @@ impl Driver {
     }
 
     fn send(&self, tenant: usize, items: Vec<Item>) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (kind, client, base, sent) = (self.kind, self.client.clone(), self.base.clone(), self.sent.clone());
+        let (kind, client, base) = (self.kind, self.client.clone(), self.base.clone());
+        let (sent, ledger) = (self.sent.clone(), self.ledger.clone());
         let key = self.tenants[tenant].clone();
         let producer = self.producer.clone();
         let catalog = self.catalog.clone();
         async move {
             let r = match kind {
-                DriverKind::HttpBatch => http_batch(&client, &base, &key, tenant, items, &sent).await,
-                DriverKind::HttpSingle => http_single(&client, &base, &key, tenant, items, &sent).await,
+                DriverKind::HttpBatch => http_batch(&client, &base, &key, tenant, items, &sent, &ledger).await,
+                DriverKind::HttpSingle => http_single(&client, &base, &key, tenant, items, &sent, &ledger).await,
                 DriverKind::Kafka => match producer {
-                    Some(p) => kafka(&p, &catalog, &key, tenant, items, &sent).await,
+                    Some(p) => kafka(&p, &catalog, &key, tenant, items, &sent, &ledger).await,
                     None => Err(anyhow!("no producer")),
                 },
             };
@@ -183,16 +168,38 @@ fn in_latency_window(s: &Sent, latency_us: u64) -> bool {
     crate::observe::now_ms() - (latency_us / 1000) as i64 >= s.latency_from_ms
 }
 
-fn record_accepted(s: &mut Sent, tenant: usize, command_id: &str, invoice_id: Option<&str>, is_create: bool, latency_us: u64, in_window: bool) {
-    s.accepted.insert(id_hash(command_id.as_bytes()));
-    s.accepted_items += 1;
-    if in_window {
-        let _ = s.ack_us.record(latency_us.max(1));
+/// A command the pipeline acknowledged, as a response names it.
+struct Acked<'a> {
+    command_id: &'a str,
+    invoice_id: Option<&'a str>,
+    /// A `create_invoice` item.
+    create: bool,
+}
+
+/// Records one response: its acknowledged commands into the ledger, then counts, the
+/// acknowledgement latency (sent to answered, `latency_us`) and some new invoices into
+/// `sent` — one lock each, never both at once.
+fn record(sent: &Mutex<Sent>, ledger: &Mutex<Ledger>, tenant: usize, acked: &[Acked<'_>], refused: u64, latency_us: u64) {
+    if !acked.is_empty() {
+        let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        for a in acked {
+            ledger.accept(CommandId::of(a.command_id.as_bytes()));
+        }
     }
-    if is_create && s.invoices.len() < 200_000
-        && let Some(i) = invoice_id {
+    let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
+    s.refused += refused;
+    s.accepted_items += acked.len() as u64;
+    if !acked.is_empty() && in_latency_window(&s, latency_us) {
+        let _ = s.ack_us.record_n(latency_us.max(1), acked.len() as u64);
+    }
+    for a in acked.iter().filter(|a| a.create) {
+        if s.invoices.len() >= 200_000 {
+            break;
+        }
+        if let Some(i) = a.invoice_id {
             s.invoices.push((tenant, i.to_string()));
         }
+    }
 }
 
 /// The parts of a batch response the harness reads.
@@ -208,7 +215,7 @@ struct BatchResult {
     invoice_id: Option<String>,
 }
 
-async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) -> Result<()> {
     let creates: Vec<bool> = items.iter().map(|i| i.create).collect();
     let body = batch_body(&items).into_bytes();
     let started = Instant::now();
@@ -237,18 +244,18 @@ async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenan
         return Err(anyhow!("batch answered {status}: {}", String::from_utf8_lossy(&body)));
     }
     let parsed: BatchResponse = serde_json::from_slice(&body)?;
-    let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
-    let in_window = in_latency_window(&s, us);
-    for (r, is_create) in parsed.results.iter().zip(creates) {
+    let (mut acked, mut refused) = (Vec::with_capacity(parsed.results.len()), 0);
+    for (r, create) in parsed.results.iter().zip(creates) {
         match &r.command_id {
-            Some(id) if r.status == "accepted" => record_accepted(&mut s, tenant, id, r.invoice_id.as_deref(), is_create, us, in_window),
-            _ => s.refused += 1,
+            Some(id) if r.status == "accepted" => acked.push(Acked { command_id: id, invoice_id: r.invoice_id.as_deref(), create }),
+            _ => refused += 1,
         }
     }
+    record(sent, ledger, tenant, &acked, refused, us);
     Ok(())
 }
 
-async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) -> Result<()> {
     for item in items {
         let mut item: Value = serde_json::from_str(&item.json)?;
         let kind = item["type"].as_str().unwrap_or_default().to_string();
@@ -279,13 +286,12 @@ async fn http_single(client: &reqwest::Client, base: &str, key: &TenantKey, tena
             break (status, body);
         };
         let us = started.elapsed().as_micros() as u64;
-        let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
         match body["command_id"].as_str() {
             Some(id) if status.as_u16() == 202 => {
-                let in_window = in_latency_window(&s, us);
-                record_accepted(&mut s, tenant, id, body["invoice_id"].as_str(), kind == "create_invoice", us, in_window)
+                let acked = Acked { command_id: id, invoice_id: body["invoice_id"].as_str(), create: kind == "create_invoice" };
+                record(sent, ledger, tenant, &[acked], 0, us);
             }
-            _ if status.is_client_error() => s.refused += 1,
+            _ if status.is_client_error() => record(sent, ledger, tenant, &[], 1, us),
             _ => return Err(anyhow!("{path} answered {status}: {body}")),
         }
     }
@@ -330,7 +336,7 @@ pub fn encode_items(catalog: &SchemaCatalog, tenant_id: &str, items: Vec<Item>) 
         .collect()
 }
 
-async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>) -> Result<()> {
+async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) -> Result<()> {
     let creates: Vec<bool> = items.iter().map(|i| i.create).collect();
     let encoded = encode_items(catalog, &key.tenant_id, items);
     let started = Instant::now();
@@ -349,14 +355,19 @@ async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantK
     }
     let results = futures::future::join_all(futures).await;
     let us = started.elapsed().as_micros() as u64;
-    let mut s = sent.lock().unwrap_or_else(|p| p.into_inner());
-    s.refused += refused;
-    let in_window = in_latency_window(&s, us);
-    for (r, command_id, invoice_id, is_create) in results {
+    // What the broker acknowledged before the first failure, as the HTTP drivers count a
+    // request's items.
+    let mut acked = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for (r, command_id, invoice_id, create) in &results {
         match r {
-            Ok(_) => record_accepted(&mut s, tenant, &command_id, Some(&invoice_id), is_create, us, in_window),
-            Err((e, _)) => return Err(anyhow!("produce failed: {e}")),
+            Ok(_) => acked.push(Acked { command_id, invoice_id: Some(invoice_id), create: *create }),
+            Err((e, _)) => {
+                failure = Some(anyhow!("produce failed: {e}"));
+                break;
+            }
         }
     }
-    Ok(())
+    record(sent, ledger, tenant, &acked, refused, us);
+    failure.map_or(Ok(()), Err)
 }

@@ -1,7 +1,7 @@
 //! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
 
 use crate::drive::{Driver, DriverKind, Sent, encode_items};
-use crate::observe::{Seen, Watcher, consumer_at_end, processor_counter};
+use crate::observe::{Ledger, Watcher, consumer_at_end, processor_counter};
 use crate::report::Report;
 use crate::target::{self, RAW_TOPIC, Target};
 use crate::workload::{Workload, WorkloadConfig};
@@ -91,52 +91,40 @@ pub struct Options {
 const MAX_STEP_BACKLOG_S: f64 = 2.0;
 
 /// One line of live progress.
-fn progress(started: Instant, sent: &Mutex<Sent>, seen: &Mutex<Seen>) {
-    let resolved = seen.lock().unwrap_or_else(|p| p.into_inner()).ids.len() as u64;
-    let s = sent.lock().unwrap_or_else(|p| p.into_inner());
+fn progress(started: Instant, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) {
+    let refused = sent.lock().unwrap_or_else(|p| p.into_inner()).refused;
+    let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
     eprintln!(
-        "  [{:>5.1} s] accepted {} refused {} resolved {} backlog {}",
+        "  [{:>5.1} s] accepted {} refused {refused} resolved {} backlog {}",
         started.elapsed().as_secs_f64(),
-        s.accepted.len(),
-        s.refused,
-        resolved,
-        s.unresolved(resolved)
+        l.accepted(),
+        l.resolved(),
+        l.unresolved()
     );
 }
 
 /// Prints a progress line every `period` until aborted.
-fn ticker(started: Instant, period: Duration, driver: &Arc<Driver>, watcher: &Watcher) -> tokio::task::JoinHandle<()> {
-    let (d, seen) = (driver.clone(), watcher.seen.clone());
+fn ticker(started: Instant, period: Duration, driver: &Arc<Driver>) -> tokio::task::JoinHandle<()> {
+    let d = driver.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(period).await;
-            progress(started, &d.sent, &seen);
+            progress(started, &d.sent, &d.ledger);
         }
     })
 }
 
 /// Waits until every accepted command was seen resolved, or until `idle` passes without a
 /// new one. Returns when the last one was seen and how many were never seen (the loss).
-///
-/// It polls the count of ids seen; the exact check, a pass over every accepted id with the
-/// watcher held, runs only once the count could cover them, and at most every 250 ms. Run
-/// every 20 ms, that pass starved the watcher after a long preload (about 35 million ids):
-/// a 600 s preload needed a 180 s timeout to settle, and settles in 13-18 s now.
-async fn settle(driver: &Driver, watcher: &Watcher, idle: Duration) -> (Instant, u64) {
+async fn settle(ledger: &Mutex<Ledger>, idle: Duration) -> (Instant, u64) {
     let started = Instant::now();
-    let missing = || watcher.missing(&driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted);
-    let accepted = || driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted.len() as u64;
-    let last_new = || watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).last_new;
-    let mut checked: Option<Instant> = None;
     loop {
-        if watcher.resolved() >= accepted() && checked.is_none_or(|c| c.elapsed() >= Duration::from_millis(250)) {
-            checked = Some(Instant::now());
-            if missing() == 0 {
-                return (last_new().unwrap_or(started), 0);
-            }
-        }
-        if last_new().map_or(started, |t| t.max(started)).elapsed() > idle {
-            return (last_new().unwrap_or(started), missing());
+        let (unresolved, last_new) = {
+            let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            (l.unresolved(), l.last_new().unwrap_or(started))
+        };
+        if unresolved == 0 || last_new.max(started).elapsed() > idle {
+            return (last_new, unresolved);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -219,14 +207,14 @@ async fn warm_up(target: &Target) -> Result<()> {
 /// `opts.preload`, until all of it is applied. Returns the invoices it created.
 async fn preload(target: &Target, opts: &Options) -> Result<u64> {
     eprintln!("preloading for {:.0} s (not measured)", opts.preload.as_secs_f64());
-    let watcher = Watcher::start(&target.bootstrap, &opts.events_topic)?;
-    let driver = Arc::new(Driver::new(opts.driver, target)?);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let _watcher = Watcher::start(&target.bootstrap, &opts.events_topic, ledger.clone())?;
+    let driver = Arc::new(Driver::new(opts.driver, target, ledger.clone())?);
     let mut workload = Workload::new(WorkloadConfig { run_id: format!("{}-preload", opts.workload.run_id), ..opts.workload.clone() });
     let started = Instant::now();
-    let ticker = ticker(started, Duration::from_secs(5), &driver, &watcher);
-    let resolved = || watcher.resolved();
-    driver.run(&mut workload, 0.0, opts.preload, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
-    let (_, lost) = settle(&driver, &watcher, opts.settle_timeout).await;
+    let ticker = ticker(started, Duration::from_secs(5), &driver);
+    driver.run(&mut workload, 0.0, opts.preload, opts.batch, opts.concurrency, opts.max_backlog).await;
+    let (_, lost) = settle(&ledger, opts.settle_timeout).await;
     ticker.abort();
     if lost > 0 {
         bail!("preload: {lost} accepted commands were never applied");
@@ -324,8 +312,9 @@ pub async fn run(opts: Options) -> Result<Report> {
 
     let preloaded_invoices = if opts.preload.is_zero() { 0 } else { preload(&target, &opts).await? };
 
-    let watcher = Watcher::start(&target.bootstrap, &opts.events_topic)?;
-    let driver = Arc::new(Driver::new(opts.driver, &target)?);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let watcher = Watcher::start(&target.bootstrap, &opts.events_topic, ledger.clone())?;
+    let driver = Arc::new(Driver::new(opts.driver, &target, ledger.clone())?);
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
     let outcomes_before = settled_outcomes(&target.base, 0).await;
@@ -333,9 +322,8 @@ pub async fn run(opts: Options) -> Result<Report> {
     let latency_from_ms = crate::observe::now_ms() + opts.warmup.as_millis() as i64;
     watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
     driver.sent.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
-    let ticker = ticker(started, Duration::from_secs(1), &driver, &watcher);
+    let ticker = ticker(started, Duration::from_secs(1), &driver);
 
-    let resolved = || watcher.resolved();
     let mut max_sustained = None;
     // `max`: every step, as run.
     let mut steps: Vec<Value> = Vec::new();
@@ -344,12 +332,12 @@ pub async fn run(opts: Options) -> Result<Report> {
     let drive_secs;
     match opts.scenario {
         Scenario::Steady | Scenario::Raw => {
-            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, opts.max_backlog).await;
             drive_secs = started.elapsed().as_secs_f64();
         }
         Scenario::Query => {
             let q = tokio::spawn(query_load(target.base.clone(), target.tenants.iter().map(|t| t.api_key.clone()).collect(), driver.clone(), opts.query_concurrency, opts.duration));
-            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
+            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, opts.max_backlog).await;
             drive_secs = started.elapsed().as_secs_f64();
             query_hist = Some(q.await??);
         }
@@ -363,13 +351,13 @@ pub async fn run(opts: Options) -> Result<Report> {
                 let before = watcher.resolved();
                 let hist_before = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
                 let to_resolve_before = workload.generated.to_resolve();
-                let offered = driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency, &resolved, opts.max_backlog).await;
+                let offered = driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency, opts.max_backlog).await;
                 total += offered;
                 let secs = step_start.elapsed().as_secs_f64();
                 let resolved = watcher.resolved() - before;
                 // Its items but retries and refusals: about 1.7 % fewer in the default workload.
                 let to_resolve = workload.generated.to_resolve() - to_resolve_before;
-                let backlog = driver.sent.lock().unwrap_or_else(|p| p.into_inner()).unresolved(watcher.resolved());
+                let backlog = ledger.lock().unwrap_or_else(|p| p.into_inner()).unresolved();
                 let mut step_hist = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
                 let _ = step_hist.subtract(&hist_before);
                 let p99_ms = step_hist.value_at_quantile(0.99) as f64 / 1000.0;
@@ -418,7 +406,7 @@ pub async fn run(opts: Options) -> Result<Report> {
                 if !ok {
                     // The next step starts from an empty backlog, as a ramp step would.
                     eprintln!("  draining the backlog before the next step");
-                    if settle(&driver, &watcher, opts.settle_timeout).await.1 > 0 {
+                    if settle(&ledger, opts.settle_timeout).await.1 > 0 {
                         break; // commands went missing: the loss check below reports them
                     }
                 }
@@ -428,7 +416,7 @@ pub async fn run(opts: Options) -> Result<Report> {
             drive_secs = started.elapsed().as_secs_f64();
         }
     }
-    let (last_resolution, lost) = settle(&driver, &watcher, opts.settle_timeout).await;
+    let (last_resolution, lost) = settle(&ledger, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
     // Messages, not distinct commands: a retry is a message of its own, counted a duplicate.
@@ -440,7 +428,10 @@ pub async fn run(opts: Options) -> Result<Report> {
 
     let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
     let seen = watcher.seen.lock().unwrap_or_else(|p| p.into_inner());
-    let accepted = s.accepted.len() as u64;
+    let (accepted, unmatched_events) = {
+        let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        (l.accepted(), l.unmatched())
+    };
     // From the start to the last command applied, and never shorter than the driving.
     let applied_secs = last_resolution.duration_since(started).as_secs_f64().max(drive_secs).max(1e-3);
     let applied_per_s = (accepted - lost) as f64 / applied_secs;
@@ -497,6 +488,8 @@ pub async fn run(opts: Options) -> Result<Report> {
             // a correct store `duplicate` is the retries, whatever the store already holds.
             "processor_outcomes": outcome_counts(outcomes_before, outcomes_after),
             "unreadable_events": seen.unreadable,
+            // Commands seen in events that this run never had accepted: 0 in a clean run.
+            "unmatched_events": unmatched_events,
             "drive_s": (drive_secs * 1000.0).round() / 1000.0,
             "rate": opts.rate,
             "batch": opts.batch,

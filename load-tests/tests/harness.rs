@@ -63,6 +63,7 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
         }
     }
     assert_outcomes_add_up(&r);
+    assert_eq!(r["details"]["unmatched_events"], 0, "every event seen is of a command the run sent: {r}");
 }
 
 #[test]
