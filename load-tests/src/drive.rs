@@ -202,17 +202,21 @@ fn record(sent: &Mutex<Sent>, ledger: &Mutex<Ledger>, tenant: usize, acked: &[Ac
     }
 }
 
-/// The parts of a batch response the harness reads.
+/// The parts of a batch response the harness reads, borrowed from the body: a string per
+/// field and item was 3 % of the harness's CPU in allocation and freeing. Borrowing fails on a
+/// string with an escape, which the gateway's statuses and ids never have (the request then
+/// fails, loudly).
 #[derive(serde::Deserialize)]
-struct BatchResponse {
-    results: Vec<BatchResult>,
+struct BatchResponse<'a> {
+    #[serde(borrow)]
+    results: Vec<BatchResult<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct BatchResult {
-    status: String,
-    command_id: Option<String>,
-    invoice_id: Option<String>,
+struct BatchResult<'a> {
+    status: &'a str,
+    command_id: Option<&'a str>,
+    invoice_id: Option<&'a str>,
 }
 
 async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) -> Result<()> {
@@ -247,7 +251,7 @@ async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenan
     let (mut acked, mut refused) = (Vec::with_capacity(parsed.results.len()), 0);
     for (r, create) in parsed.results.iter().zip(creates) {
         match &r.command_id {
-            Some(id) if r.status == "accepted" => acked.push(Acked { command_id: id, invoice_id: r.invoice_id.as_deref(), create }),
+            Some(id) if r.status == "accepted" => acked.push(Acked { command_id: id, invoice_id: r.invoice_id, create }),
             _ => refused += 1,
         }
     }
