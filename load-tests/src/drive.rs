@@ -39,7 +39,7 @@ pub enum DriverKind {
     Kafka,
 }
 
-/// What the drivers recorded (which commands were accepted goes to the [`Ledger`](crate::observe::Ledger)).
+/// What the drivers recorded; which commands were accepted goes to the [`Ledger`].
 pub struct Sent {
     /// Items acknowledged (retries count again).
     pub accepted_items: u64,
@@ -359,8 +359,8 @@ async fn kafka(producer: &FutureProducer, catalog: &SchemaCatalog, key: &TenantK
     }
     let results = futures::future::join_all(futures).await;
     let us = started.elapsed().as_micros() as u64;
-    // What the broker acknowledged before the first failure, as the HTTP drivers count a
-    // request's items.
+    // The items the broker acknowledged before the first failure count as accepted; the
+    // failure fails the request.
     let mut acked = Vec::with_capacity(results.len());
     let mut failure = None;
     for (r, command_id, invoice_id, create) in &results {

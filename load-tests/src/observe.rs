@@ -371,7 +371,8 @@ mod tests {
         assert!(!v7(1).repeatable && keyed(1).repeatable && CommandId::of(b"chosen-by-a-producer").repeatable);
         let mut l = Ledger::default();
 
-        // Accepted, then its two events: resolved by the first.
+        // Accepted, then its event. (A second event of it, seen apart from the first, would
+        // wait in the ledger as unmatched: the watcher skips only those that follow the first.)
         assert!(l.accept(v7(1)));
         assert_eq!((l.accepted(), l.resolved(), l.unresolved()), (1, 0, 1));
         assert!(l.event(v7(1), now), "the first event");

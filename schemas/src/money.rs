@@ -142,7 +142,7 @@ pub struct AmountOverflow(pub &'static str);
 /// `round_dp_with_strategy(dp, MidpointAwayFromZero)` and `rescale(dp)` make, to the bit.
 /// Money's mantissas fit in 64 bits, and there one division drops the digits that
 /// rust_decimal's general rounding drops one at a time in 96-bit arithmetic (its rounding was
-/// 2.5 % of the processor thread, and as much of the load harness's command generation).
+/// 2.5 % of the processor thread, and 3 % of the load harness's CPU, in generating commands).
 fn round_half_away(amount: Decimal, dp: u32) -> Decimal {
     let scale = amount.scale();
     if scale > dp
