@@ -85,9 +85,15 @@ impl Report {
             opt(self.raw_consume_per_s, ""),
             opt(self.pipeline_over_raw, ""),
             self.lost,
-            opt(self.cpu_s_per_1k, " s"),
+            self.cpu_s_per_1k.map_or("n/a".to_string(), |v| format!("{v:.4} s")),
             opt(self.peak_rss_mb, " MiB"),
         );
+        let cpu = |k: &str| self.details[k].as_f64().map(|v| format!("{v:.4} s"));
+        match (cpu("cpu_s_per_1k_embedded_broker"), cpu("cpu_s_per_1k_harness")) {
+            (Some(b), Some(h)) => out.push_str(&format!("  and elsewhere     broker {b}, harness {h}\n")),
+            (None, Some(h)) => out.push_str(&format!("  and elsewhere     harness {h}\n")),
+            _ => {}
+        }
         if let (Some(n), Some(r)) = (self.details["preloaded_invoices"].as_u64(), self.details["store_fill_ratio"].as_f64()) {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
         }

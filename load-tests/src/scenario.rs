@@ -317,6 +317,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let driver = Arc::new(Driver::new(opts.driver, &target, ledger.clone())?);
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
+    let (own_before, broker_before) = (target::proc_stats(std::process::id()), target.broker_cpu_s());
     let outcomes_before = settled_outcomes(&target.base, 0).await;
     let started = Instant::now();
     let latency_from_ms = crate::observe::now_ms() + opts.warmup.as_millis() as i64;
@@ -419,6 +420,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let (last_resolution, lost) = settle(&ledger, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
+    let (own_after, broker_after) = (target::proc_stats(std::process::id()), target.broker_cpu_s());
     // Messages, not distinct commands: a retry is a message of its own, counted a duplicate.
     let accepted_items = driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted_items;
     let outcomes_after = match outcomes_before {
@@ -435,10 +437,19 @@ pub async fn run(opts: Options) -> Result<Report> {
     // From the start to the last command applied, and never shorter than the driving.
     let applied_secs = last_resolution.duration_since(started).as_secs_f64().max(drive_secs).max(1e-3);
     let applied_per_s = (accepted - lost) as f64 / applied_secs;
-    let cpu_s_per_1k = match (cpu_before, cpu_after) {
-        (Some((a, _)), Some((b, _))) if accepted > 0 => Some(((b - a) / accepted as f64 * 1000.0 * 1000.0).round() / 1000.0),
+    // CPU seconds per 1,000 accepted commands between two readings, to 0.1 ms (0.1 µs per
+    // command).
+    let per_1k = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(a), Some(b)) if accepted > 0 => Some(((b - a) / accepted as f64 * 1000.0 * 10_000.0).round() / 10_000.0),
         _ => None,
     };
+    let cpu_s_per_1k = per_1k(cpu_before.map(|c| c.0), cpu_after.map(|c| c.0));
+    let broker_cpu_s_per_1k = per_1k(broker_before, broker_after);
+    // This process but the broker it hosts: the driver, the watcher, their Kafka clients.
+    let harness_cpu_s_per_1k = per_1k(
+        own_before.map(|c| c.0 - broker_before.unwrap_or(0.0)),
+        own_after.map(|c| c.0 - broker_after.unwrap_or(0.0)),
+    );
     Ok(Report {
         scenario: format!("{:?}", opts.scenario).to_lowercase(),
         accepted_per_s: (s.accepted_items as f64 / drive_secs).round(),
@@ -488,6 +499,11 @@ pub async fn run(opts: Options) -> Result<Report> {
             // a correct store `duplicate` is the retries, whatever the store already holds.
             "processor_outcomes": outcome_counts(outcomes_before, outcomes_after),
             "unreadable_events": seen.unreadable,
+            // The CPU the report's `cpu_s_per_1k` (the pipeline's process) leaves out, on the
+            // same cores when the harness started the pipeline: the embedded broker it hosts
+            // (null when it hosts none) and its own.
+            "cpu_s_per_1k_embedded_broker": broker_cpu_s_per_1k,
+            "cpu_s_per_1k_harness": harness_cpu_s_per_1k,
             // Commands seen in events that this run never had accepted: 0 in a clean run.
             "unmatched_events": unmatched_events,
             "drive_s": (drive_secs * 1000.0).round() / 1000.0,

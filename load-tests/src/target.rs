@@ -30,7 +30,16 @@ pub struct Target {
     /// Process id of the pipeline, when the harness started it (for CPU and memory).
     pub pid: Option<u32>,
     child: Option<Child>,
-    _broker: Option<EmbeddedBroker>,
+    /// The broker the harness runs for a pipeline it started, in this process.
+    broker: Option<EmbeddedBroker>,
+}
+
+impl Target {
+    /// CPU seconds so far of the embedded broker the harness runs (its `rdk:mock` threads), when
+    /// it runs one: the pipeline's own figure leaves it out.
+    pub fn broker_cpu_s(&self) -> Option<f64> {
+        self.broker.as_ref().and_then(|_| own_threads_cpu_s("rdk:mock"))
+    }
 }
 
 impl Drop for Target {
@@ -115,7 +124,7 @@ pub fn spawn(binary: &Path, data_dir: &Path, tenants: usize, partitions: i32, en
         tenants: keys,
         pid: Some(child.id()),
         child: Some(child),
-        _broker: Some(broker),
+        broker: Some(broker),
     })
 }
 
@@ -131,18 +140,38 @@ pub fn remote(base: &str, bootstrap: &str, keys: &[String]) -> Result<Target> {
     if tenants.is_empty() {
         bail!("a remote target needs at least one --tenant TENANT_ID:API_KEY");
     }
-    Ok(Target { base: base.trim_end_matches('/').into(), bootstrap: bootstrap.into(), tenants, pid: None, child: None, _broker: None })
+    Ok(Target { base: base.trim_end_matches('/').into(), bootstrap: bootstrap.into(), tenants, pid: None, child: None, broker: None })
 }
 
-/// CPU seconds (user + system) and peak resident memory (MiB) of a process, from /proc.
-pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// CPU seconds (user + system) of a process or thread, from its `/proc` stat line.
+fn cpu_s(stat: &str) -> Option<f64> {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds (user + system) and peak resident memory (MiB) of a process, from /proc.
+pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
+    let cpu = cpu_s(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm_kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some((ticks / 100.0, hwm_kb / 1024.0))
+    Some((cpu, hwm_kb / 1024.0))
+}
+
+/// CPU seconds so far of this process's threads named `comm`; `None` if it has none.
+fn own_threads_cpu_s(comm: &str) -> Option<f64> {
+    let mut total = None;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let dir = task.path();
+        // A thread that ends meanwhile is skipped.
+        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim_end() == comm)
+            && let Some(cpu) = std::fs::read_to_string(dir.join("stat")).ok().as_deref().and_then(cpu_s)
+        {
+            *total.get_or_insert(0.0) += cpu;
+        }
+    }
+    total
 }

@@ -64,6 +64,10 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
     }
     assert_outcomes_add_up(&r);
     assert_eq!(r["details"]["unmatched_events"], 0, "every event seen is of a command the run sent: {r}");
+    // The CPU the pipeline's figure leaves out: the broker the harness hosts, and its own.
+    for key in ["cpu_s_per_1k_embedded_broker", "cpu_s_per_1k_harness"] {
+        assert!(r["details"][key].as_f64().is_some_and(|v| v >= 0.0), "{key} in {r}");
+    }
 }
 
 #[test]
