@@ -221,7 +221,8 @@ struct BatchResult<'a> {
 
 async fn http_batch(client: &reqwest::Client, base: &str, key: &TenantKey, tenant: usize, items: Vec<Item>, sent: &Mutex<Sent>, ledger: &Mutex<Ledger>) -> Result<()> {
     let creates: Vec<bool> = items.iter().map(|i| i.create).collect();
-    let body = batch_body(&items).into_bytes();
+    // Shared by every attempt (a 503 is answered by sending it again), not copied for each.
+    let body = bytes::Bytes::from(batch_body(&items).into_bytes());
     let started = Instant::now();
     let (status, body) = loop {
         let resp = client
