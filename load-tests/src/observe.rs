@@ -209,8 +209,6 @@ const DRAIN_MAX: usize = 1024;
 pub struct Watcher {
     /// What it measured.
     pub seen: Arc<Mutex<Seen>>,
-    /// Acceptances (from the driver) and resolutions (from here).
-    pub ledger: SharedLedger,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -260,7 +258,7 @@ impl Watcher {
             latency_from_ms: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, l, st) = (seen.clone(), ledger.clone(), stop.clone());
+        let (s, l, st) = (seen.clone(), ledger, stop.clone());
         let thread = std::thread::Builder::new().name("events-watcher".into()).spawn(move || {
             // The last command seen on each partition: a command's events are published
             // together, in order, so its second and third are skipped here.
@@ -314,12 +312,7 @@ impl Watcher {
                 }
             }
         })?;
-        Ok(Watcher { seen, ledger, stop, thread: Some(thread) })
-    }
-
-    /// Commands accepted and resolved so far.
-    pub fn resolved(&self) -> u64 {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).resolved()
+        Ok(Watcher { seen, stop, thread: Some(thread) })
     }
 }
 

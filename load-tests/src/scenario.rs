@@ -349,16 +349,18 @@ pub async fn run(opts: Options) -> Result<Report> {
             let (mut failed_at, mut refine): (Option<f64>, u32) = (None, opts.refine);
             loop {
                 let step_start = Instant::now();
-                let before = watcher.resolved();
+                let resolved_before = ledger.lock().unwrap_or_else(|p| p.into_inner()).resolved();
                 let hist_before = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
                 let to_resolve_before = workload.generated.to_resolve();
                 let offered = driver.run(&mut workload, rate, opts.step, opts.batch, opts.concurrency, opts.max_backlog).await;
                 total += offered;
                 let secs = step_start.elapsed().as_secs_f64();
-                let resolved = watcher.resolved() - before;
+                let (resolved, backlog) = {
+                    let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                    (l.resolved() - resolved_before, l.unresolved())
+                };
                 // Its items but retries and refusals: about 1.7 % fewer in the default workload.
                 let to_resolve = workload.generated.to_resolve() - to_resolve_before;
-                let backlog = ledger.lock().unwrap_or_else(|p| p.into_inner()).unresolved();
                 let mut step_hist = watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_us.clone();
                 let _ = step_hist.subtract(&hist_before);
                 let p99_ms = step_hist.value_at_quantile(0.99) as f64 / 1000.0;

@@ -273,21 +273,7 @@ mod tests {
     fn push_decimal_writes_what_display_writes() {
         let mut cases = vec![Decimal::ZERO, -Decimal::ZERO, Decimal::MAX, Decimal::MIN, Decimal::new(0, 2), Decimal::new(-5, 3)];
         cases.extend(["12.30", "-0.005", "1000", "0.0000000000000000000000000001", "79228162514264337593543950335", "-1.5"].map(d));
-        // A xorshift walk over mantissas of every width and every scale.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for i in 0..20_000u32 {
-            let (lo, mid, hi) = (next() as u32, next() as u32, next() as u32);
-            let width = i % 4;
-            let (mid, hi) = (if width < 2 { 0 } else { mid }, if width < 3 { 0 } else { hi });
-            let lo = if width == 0 { lo % 1000 } else { lo };
-            cases.push(Decimal::from_parts(lo, mid, hi, next() % 2 == 0, i % 29));
-        }
+        cases.extend(walk(20_000));
         let mut out = String::new();
         for c in cases {
             out.clear();
