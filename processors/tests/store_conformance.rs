@@ -56,16 +56,16 @@ async fn fjall_refuses_a_store_of_another_format() {
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     match FjallStore::open(&config) {
-        Err(e @ StoreError::Format { found: 1, expected: 7, .. }) => {
+        Err(e @ StoreError::Format { found: 1, expected: 8, .. }) => {
             assert!(e.to_string().contains("format 1"), "{e}");
         }
         other => panic!("expected a format error, got {other:?}"),
     }
 
     // Format 2 (amounts as text), 3 (no newest ordered command id), 4 (the audit log by
-    // tenant within a day), 5 (ids in keys as text) and a marker from a future build are
-    // refused too. (6 is upgraded: the next test.)
-    for marker in [2u32, 3, 4, 5, 99] {
+    // tenant within a day), 5 (ids in keys as text), 6 (standard bloom filters), 7 (the audit
+    // log by second of issue) and a marker from a future build are refused too.
+    for marker in [2u32, 3, 4, 5, 6, 7, 99] {
         {
             let db = fjall::Database::builder(dir.path()).open().expect("raw open");
             let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
@@ -73,66 +73,56 @@ async fn fjall_refuses_a_store_of_another_format() {
             db.persist(fjall::PersistMode::SyncAll).expect("persist");
         }
         match FjallStore::open(&config) {
-            Err(StoreError::Format { found, expected: 7, .. }) if found == marker => {}
+            Err(StoreError::Format { found, expected: 8, .. }) if found == marker => {}
             other => panic!("expected a format error for {marker}, got {other:?}"),
         }
     }
 }
 
-/// A format-6 store (tables with lsm-tree's standard bloom filters) is marked 7 when opened and
-/// keeps working: its tables are still read by key, new ones get blocked filters, and a build
-/// of format 6 would now refuse it rather than meet filters it cannot read.
+/// The audit log is keyed by the batch that wrote it: a reopened store numbers its batches on
+/// from the newest row's, so new rows still follow every stored one (the log only appends),
+/// and a tenant's day still reads back in issue order across both.
 #[tokio::test]
-async fn fjall_upgrades_a_format_6_store_in_place() {
+async fn fjall_audit_batches_continue_after_reopen() {
     use billstream_processors::HotStore;
-    use billstream_processors::store::Mutation;
-    use fjall::AbstractTree;
+    use billstream_processors::store::{AuditEntry, AuditEvent, Mutation};
+    use billstream_schemas::Date;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = FjallConfig::new(dir.path());
-    let old = conformance::sample_invoice("t", "old", 2025);
-    let new = conformance::sample_invoice("t", "new", 2026);
-    let put = |inv: &billstream_processors::domain::Invoice| Mutation::PutInvoice {
-        invoice: Arc::new(inv.clone()),
-        bucket: 0,
-        previous_status: None,
+    let day = Date::from_days(20_500);
+    let entry = |ms: i64, command: &str| {
+        let issued_at_ms = i64::from(day.days()) * 86_400_000 + ms;
+        Mutation::Audit(AuditEntry {
+            tenant_id: "t_0123456789abcdef0123456789abcdef".into(),
+            day,
+            issued_at_ms,
+            command_id: command.into(),
+            invoice_id: "i".into(),
+            events: vec![AuditEvent { kind: "invoice_issued".into(), detail: String::new() }],
+        })
     };
-    let raw = || fjall::Database::builder(dir.path()).open().expect("raw open");
-    let locator = |db: &fjall::Database| db.keyspace("invoice_locator", fjall::KeyspaceCreateOptions::default).expect("locator");
     {
         let store = FjallStore::open(&config).expect("open");
-        store.apply(&[put(&old)]).await.expect("write");
-    }
-    // What format 6 wrote: tables flushed by an lsm-tree that builds standard filters (fjall
-    // on its own), the marker set back to 6.
-    {
-        let db = raw();
-        for name in ["invoices", "invoice_locator"] {
-            let ks = db.keyspace(name, fjall::KeyspaceCreateOptions::default).expect("keyspace");
-            ks.rotate_memtable_and_wait().expect("flush");
-        }
-        assert_eq!(locator(&db).tree.filter_kinds().expect("filters"), (0, 1), "a standard filter to start from");
-        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
-        meta.insert("format", 6u32.to_be_bytes()).expect("marker");
-        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+        store.apply(&[entry(2_000, "b"), entry(3_000, "d")]).await.expect("write");
+        store.apply(&[entry(2_500, "c")]).await.expect("write");
     }
     {
-        let store = FjallStore::open(&config).expect("a format-6 store opens");
-        assert_eq!(store.get_invoice("t", "old").await.expect("read"), Some(old.clone()), "read through a standard filter");
-        store.apply(&[put(&new)]).await.expect("write");
-        store.flush_memtables().expect("flush");
-        assert_eq!(store.get_invoice("t", "new").await.expect("read"), Some(new.clone()));
-        assert_eq!(store.get_invoice("t", "absent").await.expect("read"), None);
+        let store = FjallStore::open(&config).expect("reopen");
+        // Issued before everything stored: a partition that lagged across the restart.
+        store.apply(&[entry(1_000, "a"), entry(4_000, "e")]).await.expect("write");
+        let log: Vec<_> = store.audit("t_0123456789abcdef0123456789abcdef", day).await.expect("read").into_iter().map(|e| e.command_id).collect();
+        assert_eq!(log, ["a", "b", "c", "d", "e"], "issue order across batches and opens");
     }
-    {
-        let db = raw();
-        assert_eq!(locator(&db).tree.filter_kinds().expect("filters"), (1, 1), "the new table's filter is blocked");
-        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).expect("meta");
-        let marker = meta.get("format").expect("read").expect("marker");
-        assert_eq!(*marker, 7u32.to_be_bytes(), "marked with this format");
-    }
-    let store = FjallStore::open(&config).expect("reopen");
-    assert_eq!(store.get_invoice("t", "old").await.expect("read"), Some(old));
-    assert_eq!(store.get_invoice("t", "new").await.expect("read"), Some(new));
+    // The rows in key order: each batch's after the one before, across the reopen.
+    let db = fjall::Database::builder(dir.path()).open().expect("raw open");
+    let audit = db.keyspace("audit_log", fjall::KeyspaceCreateOptions::default).expect("audit log");
+    let batches: Vec<u64> = audit
+        .iter()
+        .map(|kv| u64::from_be_bytes(kv.key().expect("key")[..8].try_into().expect("8 bytes")))
+        .collect();
+    assert_eq!(batches.len(), 5);
+    assert!(batches.windows(2).all(|w| w[0] <= w[1]), "{batches:?}");
+    assert_eq!((batches[0], batches[2], batches[3]), (batches[1], batches[1] + 1, batches[2] + 1), "{batches:?}");
 }
 
 /// The store answers "not stored" for a time-ordered id newer than every one it holds without

@@ -16,7 +16,7 @@ use crate::stored_decimal::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ pub struct FjallStore {
     commands: Keyspace,
     keyed_commands: Keyspace,
     audit: Keyspace,
-    audit_seconds: Keyspace,
+    audit_batches: Keyspace,
     offsets: Keyspace,
     tenants: Keyspace,
     api_keys: Keyspace,
@@ -61,18 +61,9 @@ pub struct FjallStore {
     /// beyond them is not stored, without a look at the table (see [`ordered_prefix`]).
     newest_ordered: AtomicU64,
     /// Held through each batch write, so `newest_ordered` is persisted in batch order; holds
-    /// the audit log's seconds already indexed.
-    writing: Mutex<Marked>,
+    /// the number the next batch with audit rows writes them under (see [`audit_key`]).
+    writing: Mutex<u64>,
 }
-
-/// The newest (day, second) whose `audit_seconds` row each tenant is known to have (written
-/// by a committed batch of this process), so a batch writes the index row of a second once,
-/// not once per command. Empty after an open: the first batch then writes its rows again.
-type Marked = HashMap<String, (Date, i64)>;
-
-/// Tenants [`Marked`] remembers at most (a few MiB); past that it starts over, which only
-/// costs index rows written again.
-const MARKED_TENANTS_MAX: usize = 65_536;
 
 impl std::fmt::Debug for FjallStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,33 +82,31 @@ struct StoredAudit<'a> {
     events: Cow<'a, [AuditEvent]>,
 }
 
-/// Day, then the second of issue, then the tenant: the log is written in time order, so new
-/// rows land at the end of the key space and a flushed table overlaps only the last second or
-/// so of the tables before it. With the tenant right after the day, every tenant appended at
-/// its own point, every flush overlapped the whole day, and each L0 -> L1 compaction rewrote
-/// it: after a 200 s preload, merges of 139, 263, 388 and 504 MiB of the day's level for 126
-/// MiB of new rows each (README, Performance). A tenant's day is read through
-/// `audit_seconds` ([`audit_index_key`]): the seconds it has rows in, then one range each.
-fn audit_key(k: Key, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
-    audit_second_prefix(k, tenant, day, audit_second(issued_at_ms)).i64(issued_at_ms).id(command_id)
+/// The number of the batch that wrote the row, then tenant, day, issue time and command. Batch
+/// numbers only grow (the next is one past the newest row's when the store opens), so every
+/// batch appends after every row before it: its inserts walk the memtable's hottest path, and
+/// flushed tables never overlap, so compaction moves them down instead of rewriting them.
+/// Keyed by day and second of issue before the tenant (format 7), each batch inserted across
+/// the current second's rows, and tables flushed a moment apart overlapped by that second, so
+/// L0 -> L1 rewrote the whole log once; the log cost about 2 us of CPU per command, half in
+/// the committer's inserts, half in fjall's workers (README, Performance). A tenant's day is
+/// read through `audit_batches` ([`audit_index_key`]): the batches with its rows of the day,
+/// then one range each, merged back into issue order.
+fn audit_key(k: Key, batch: u64, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
+    audit_batch_prefix(k, batch, tenant, day).i64(issued_at_ms).id(command_id)
 }
 
-/// A tenant's rows of one second: the prefix of [`audit_key`].
-fn audit_second_prefix(k: Key, tenant: &str, day: Date, second: i64) -> Key {
-    k.i32(day.days()).i64(second).id(tenant)
+/// A tenant's rows of one day written by one batch: the prefix of [`audit_key`].
+fn audit_batch_prefix(k: Key, batch: u64, tenant: &str, day: Date) -> Key {
+    k.u64(batch).id(tenant).i32(day.days())
 }
 
-fn audit_second(issued_at_ms: i64) -> i64 {
-    issued_at_ms.div_euclid(1000)
+/// One row (no value) per tenant, day and batch that wrote the tenant's audit rows of the day.
+fn audit_index_key(k: Key, tenant: &str, day: Date, batch: u64) -> Key {
+    audit_index_prefix(k, tenant, day).u64(batch)
 }
 
-/// One row (no value) per tenant, day and second the tenant has audit rows in. Written once
-/// per second by a busy tenant (see [`Marked`]), at most once per row by a quiet one.
-fn audit_index_key(k: Key, tenant: &str, day: Date, second: i64) -> Key {
-    audit_index_prefix(k, tenant, day).i64(second)
-}
-
-/// A tenant's seconds of one day: the prefix of [`audit_index_key`].
+/// A tenant's batches of one day: the prefix of [`audit_index_key`].
 fn audit_index_prefix(k: Key, tenant: &str, day: Date) -> Key {
     k.i32(day.days()).id(tenant)
 }
@@ -177,7 +166,8 @@ impl Table {
             Table::KeyedCommands => "commands_keyed",
             // One row per command since 0.1 (was one per event, under "audit").
             Table::Audit => "audit_log",
-            Table::AuditIndex => "audit_seconds",
+            // Indexed seconds of issue in format 7 ("audit_seconds").
+            Table::AuditIndex => "audit_batches",
             Table::Offsets => "offsets",
         }
     }
@@ -214,12 +204,10 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// audit log by day and second, with an index of each tenant's seconds (see [`audit_key`]).
 /// 6: tenant and command ids in keys in their compact forms (see [`Key::id`]). 7: tables
 /// written with cache-line-blocked bloom filters (vendored lsm-tree, `PATCHED.md`), which a
-/// build of format 6 or earlier cannot read; a format-6 store is marked 7 when opened (its
-/// tables keep their standard filters, which both read) — the one upgrade made in place.
-/// A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 7;
-/// The format a store is upgraded from by marking it [`FORMAT`].
-const UPGRADED_FORMAT: u32 = 6;
+/// build of format 6 or earlier cannot read (a format-6 store was marked 7 when opened). 8:
+/// the audit log keyed by the batch that wrote it, indexed by tenant, day and batch (see
+/// [`audit_key`]). A store without the marker but with data in it is format 1.
+const FORMAT: u32 = 8;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -382,7 +370,7 @@ impl FjallStore {
         // for); the levels above keep theirs, to skip the tables that do not hold it.
         let blobs = fjall::KvSeparationOptions::default().separation_threshold(INVOICE_BLOB_THRESHOLD);
         let invoices = || options().with_kv_separation(Some(blobs)).expect_point_read_hits(true);
-        let store = FjallStore {
+        let mut store = FjallStore {
             invoices: db.keyspace(Table::Invoices.name(), invoices).map_err(engine)?,
             locator: ks(Table::Locator.name())?,
             by_status: scanned(Table::ByStatus.name())?,
@@ -392,13 +380,13 @@ impl FjallStore {
             commands: ks(Table::Commands.name())?,
             keyed_commands: ks(Table::KeyedCommands.name())?,
             audit: scanned(Table::Audit.name())?,
-            audit_seconds: scanned(Table::AuditIndex.name())?,
+            audit_batches: scanned(Table::AuditIndex.name())?,
             offsets: scanned(Table::Offsets.name())?,
             tenants: ks("tenants")?,
             api_keys: ks("api_keys")?,
             meta: ks("meta")?,
             newest_ordered: AtomicU64::new(0),
-            writing: Mutex::new(Marked::new()),
+            writing: Mutex::new(0),
             sync_commits: config.sync_commits,
             db,
         };
@@ -417,6 +405,10 @@ impl FjallStore {
             let v = <[u8; 8]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?;
             store.newest_ordered.store(u64::from_be_bytes(v), Ordering::Release);
         }
+        if let Some(kv) = store.audit.last_key_value() {
+            let newest = KeyReader(&kv.key().map_err(engine)?).u64().ok_or_else(|| corrupt_key(Table::Audit.name()))?;
+            *store.writing.get_mut().unwrap_or_else(|p| p.into_inner()) = newest + 1;
+        }
         Ok(store)
     }
 
@@ -430,10 +422,10 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Refuses a store written in another layout; marks a new store, or one of
-    /// [`UPGRADED_FORMAT`], with this one. Then, and only then, tables are written with
-    /// blocked filters: a refused store must stay readable by the build that wrote it (fjall
-    /// flushes and compacts while it opens, before the marker can be read).
+    /// Refuses a store written in another layout; marks a new store with this one. Then, and
+    /// only then, tables are written with blocked filters: a refused store must stay readable
+    /// by the build that wrote it (fjall flushes and compacts while it opens, before the
+    /// marker can be read).
     fn check_format(&self, path: &std::path::Path) -> Result<(), StoreError> {
         let meta = &self.meta;
         let found = match meta.get(FORMAT_KEY).map_err(engine)? {
@@ -447,8 +439,8 @@ impl FjallStore {
         };
         match found {
             Some(FORMAT) => {}
-            // A new store, or one to upgrade: marked durably before the first blocked filter.
-            None | Some(UPGRADED_FORMAT) => {
+            // A new store: marked durably before the first blocked filter.
+            None => {
                 meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
                 self.db.persist(PersistMode::SyncAll).map_err(engine)?;
             }
@@ -470,8 +462,11 @@ impl FjallStore {
         // it was) only the last is inserted.
         let mut w = Writes::with_capacity(batch.len() * 2);
         let mut newest = None;
-        // (tenant, day, second) of each audit row, for the index.
-        let mut seconds = Vec::new();
+        // Taken before the audit rows' keys are made from it, so held until the commit.
+        let mut next_audit_batch = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let audit_batch = *next_audit_batch;
+        // (day, tenant) of each audit row, for the index.
+        let mut days = Vec::new();
         for m in batch {
             match m {
                 Mutation::PutInvoice { invoice, bucket, previous_status } => {
@@ -503,8 +498,8 @@ impl FjallStore {
                 }
                 Mutation::Audit(e) => {
                     let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
-                    w.put(Table::Audit, |k| audit_key(k, &e.tenant_id, e.day, e.issued_at_ms, &e.command_id), &row)?;
-                    seconds.push((e.tenant_id.as_str(), e.day, audit_second(e.issued_at_ms)));
+                    w.put(Table::Audit, |k| audit_key(k, audit_batch, &e.tenant_id, e.day, e.issued_at_ms, &e.command_id), &row)?;
+                    days.push((e.day, e.tenant_id.as_str()));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
                     w.put_raw(Table::Offsets, |k| offset_key(k, cluster_id, topic, *partition), &next_offset.to_be_bytes());
@@ -512,9 +507,8 @@ impl FjallStore {
             }
         }
         w.sort();
-        seconds.sort_unstable();
-        seconds.dedup();
-        let mut marked = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        days.sort_unstable();
+        days.dedup();
         let mut b = self.db.batch();
         if self.sync_commits {
             b = b.durability(Some(PersistMode::SyncData));
@@ -537,22 +531,12 @@ impl FjallStore {
                 b.remove(ks, key);
             }
         }
-        // Only the seconds not marked yet; the map learns them once the batch has landed.
-        seconds.retain(|(tenant, day, second)| marked.get(*tenant) != Some(&(*day, *second)));
-        for &(tenant, day, second) in &seconds {
-            b.insert(&self.audit_seconds, audit_index_key(Key::new(), tenant, day, second).done(), []);
+        for &(day, tenant) in &days {
+            b.insert(&self.audit_batches, audit_index_key(Key::new(), tenant, day, audit_batch).done(), []);
         }
         b.commit().map_err(engine)?;
-        if marked.len() + seconds.len() > MARKED_TENANTS_MAX {
-            marked.clear();
-        }
-        for (tenant, day, second) in seconds {
-            match marked.get_mut(tenant) {
-                Some(newest) => *newest = (*newest).max((day, second)),
-                None => {
-                    marked.insert(tenant.to_string(), (day, second));
-                }
-            }
+        if !days.is_empty() {
+            *next_audit_batch = audit_batch + 1;
         }
         Ok(())
     }
@@ -568,7 +552,7 @@ impl FjallStore {
             Table::Commands => &self.commands,
             Table::KeyedCommands => &self.keyed_commands,
             Table::Audit => &self.audit,
-            Table::AuditIndex => &self.audit_seconds,
+            Table::AuditIndex => &self.audit_batches,
             Table::Offsets => &self.offsets,
         }
     }
@@ -756,26 +740,34 @@ impl HotStore for FjallStore {
 
     async fn audit(&self, tenant_id: &str, day: Date) -> Result<Vec<AuditEntry>, StoreError> {
         let index = audit_index_prefix(Key::new(), tenant_id, day).done();
-        let mut out = Vec::new();
-        // The tenant's seconds in order, then each second's rows in (issued_at, command) order.
-        for (k, _) in self.scan(&self.audit_seconds, &index, None, usize::MAX)? {
-            let second = KeyReader(&k[index.len()..]).i64().ok_or_else(|| corrupt_key(Table::AuditIndex.name()))?;
-            let prefix = audit_second_prefix(Key::new(), tenant_id, day, second).done();
-            for (k, v) in self.scan(&self.audit, &prefix, None, usize::MAX)? {
-                let mut r = KeyReader(&k[prefix.len()..]);
-                let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.id()) else {
-                    return Err(corrupt_key(Table::Audit.name()));
-                };
-                let row: StoredAudit<'static> = decode(Table::Audit.name(), &v)?;
-                out.push(AuditEntry {
-                    tenant_id: tenant_id.to_string(),
-                    day,
-                    issued_at_ms,
-                    command_id: command_id.into_owned(),
-                    invoice_id: row.invoice_id.into_owned(),
-                    events: row.events.into_owned(),
-                });
-            }
+        // Each batch's rows in (issued_at, command) order; the batches' runs merged by the
+        // same order, the key's bytes after the prefix (a lagging partition can commit an
+        // earlier command in a later batch).
+        let mut rows = Vec::new();
+        for (k, _) in self.scan(&self.audit_batches, &index, None, usize::MAX)? {
+            let batch = KeyReader(&k[index.len()..]).u64().ok_or_else(|| corrupt_key(Table::AuditIndex.name()))?;
+            let prefix = audit_batch_prefix(Key::new(), batch, tenant_id, day).done();
+            rows.extend(self.scan(&self.audit, &prefix, None, usize::MAX)?.into_iter().map(|(mut k, v)| {
+                k.drain(..prefix.len());
+                (k, v)
+            }));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let mut r = KeyReader(&k);
+            let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.id()) else {
+                return Err(corrupt_key(Table::Audit.name()));
+            };
+            let row: StoredAudit<'static> = decode(Table::Audit.name(), &v)?;
+            out.push(AuditEntry {
+                tenant_id: tenant_id.to_string(),
+                day,
+                issued_at_ms,
+                command_id: command_id.into_owned(),
+                invoice_id: row.invoice_id.into_owned(),
+                events: row.events.into_owned(),
+            });
         }
         Ok(out)
     }

@@ -157,6 +157,10 @@ impl Key {
         self.bytes.extend_from_slice(&((v as u64) ^ 0x8000_0000_0000_0000).to_be_bytes());
         self
     }
+    pub(crate) fn u64(mut self, v: u64) -> Self {
+        self.bytes.extend_from_slice(&v.to_be_bytes());
+        self
+    }
     pub(crate) fn done(self) -> Vec<u8> {
         self.bytes
     }
@@ -201,9 +205,12 @@ impl<'a> KeyReader<'a> {
         self.u32().map(|v| (v ^ 0x8000_0000) as i32)
     }
     pub(crate) fn i64(&mut self) -> Option<i64> {
+        self.u64().map(|v| (v ^ 0x8000_0000_0000_0000) as i64)
+    }
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         let (head, tail) = self.0.split_first_chunk::<8>()?;
         self.0 = tail;
-        Some((u64::from_be_bytes(*head) ^ 0x8000_0000_0000_0000) as i64)
+        Some(u64::from_be_bytes(*head))
     }
 }
 
