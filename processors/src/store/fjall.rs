@@ -88,8 +88,8 @@ struct StoredAudit<'a> {
 /// flushed tables never overlap, so compaction moves them down instead of rewriting them.
 /// Keyed by day and second of issue before the tenant (format 7), each batch inserted across
 /// the current second's rows, and tables flushed a moment apart overlapped by that second, so
-/// L0 -> L1 rewrote the whole log once; the log cost about 2 us of CPU per command, half in
-/// the committer's inserts, half in fjall's workers (README, Performance). A tenant's day is
+/// L0 -> L1 rewrote the whole log once; its row cost about 2 us of CPU per command, about half
+/// in the committer and half in fjall's workers (README, Performance). A tenant's day is
 /// read through `audit_batches` ([`audit_index_key`]): the batches with its rows of the day,
 /// then one range each, merged back into issue order.
 fn audit_key(k: Key, batch: u64, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
