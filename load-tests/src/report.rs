@@ -77,6 +77,8 @@ impl Report {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
+        // CPU seconds per 1,000 commands, to the 0.1 ms the report measures them to.
+        let cpu = |v: Option<f64>| v.map(|v| format!("{v:.4} s"));
         let mut out = format!(
             "scenario            {}\naccepted/s          {:.0}\napplied/s           {:.0}\nraw consume/s       {}\npipeline / raw      {}\nlost                {}\ncpu s / 1k          {}\npeak rss            {}\n",
             self.scenario,
@@ -85,11 +87,11 @@ impl Report {
             opt(self.raw_consume_per_s, ""),
             opt(self.pipeline_over_raw, ""),
             self.lost,
-            self.cpu_s_per_1k.map_or("n/a".to_string(), |v| format!("{v:.4} s")),
+            cpu(self.cpu_s_per_1k).unwrap_or_else(|| "n/a".into()),
             opt(self.peak_rss_mb, " MiB"),
         );
-        let cpu = |k: &str| self.details[k].as_f64().map(|v| format!("{v:.4} s"));
-        match (cpu("cpu_s_per_1k_embedded_broker"), cpu("cpu_s_per_1k_harness")) {
+        let detail = |k: &str| cpu(self.details[k].as_f64());
+        match (detail("cpu_s_per_1k_embedded_broker"), detail("cpu_s_per_1k_harness")) {
             (Some(b), Some(h)) => out.push_str(&format!("  and elsewhere     broker {b}, harness {h}\n")),
             (None, Some(h)) => out.push_str(&format!("  and elsewhere     harness {h}\n")),
             _ => {}
