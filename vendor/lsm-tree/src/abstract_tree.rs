@@ -99,7 +99,7 @@ pub trait AbstractTree {
             latest
                 .sealed_memtables
                 .iter()
-                .map(|mt| mt.iter().map(Ok))
+                .map(|mt| mt.flush_iter().map(Ok))
                 .collect::<Vec<_>>(),
         );
         let stream = CompactionStream::new(merger, seqno_threshold);

@@ -17,6 +17,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 pub use crate::tree::inner::MemtableId;
 
+/// How many entries [`Memtable::flush_iter`] reads ahead of the one it returns.
+const FLUSH_LOOKAHEAD: usize = 8;
+
+/// Starts loading the first line of `bytes` into the cache (a heap slice's first line also
+/// holds its reference count, just before it).
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// The memtable serves as an intermediary, ephemeral, sorted storage for new items
 ///
 /// When the Memtable exceeds some size, it should be flushed to a table.
@@ -90,6 +106,31 @@ impl Memtable {
         self.items.iter().map(|entry| InternalValue {
             key: entry.key().clone(),
             value: entry.value().clone(),
+        })
+    }
+
+    /// Iterates over all items in order, as [`Memtable::iter`] does, for a flush: it reads
+    /// `FLUSH_LOOKAHEAD` entries ahead and prefetches their keys' and values' bytes.
+    ///
+    /// billstream (`PATCHED.md`): cloning an entry's key and value increments the reference
+    /// counts in their heap allocations, lines nothing has touched since the insert; with one
+    /// entry at a time each clone stalled on them (`ByteView::clone` was a tenth of fjall's
+    /// workers' samples under load).
+    pub fn flush_iter(&self) -> impl Iterator<Item = InternalValue> + '_ {
+        let mut entries = self.items.iter();
+        let mut ahead = std::collections::VecDeque::with_capacity(FLUSH_LOOKAHEAD);
+        std::iter::from_fn(move || {
+            while ahead.len() < FLUSH_LOOKAHEAD {
+                let Some(entry) = entries.next() else { break };
+                prefetch(entry.key().user_key.as_ref());
+                prefetch(entry.value().as_ref());
+                ahead.push_back(entry);
+            }
+            let entry = ahead.pop_front()?;
+            Some(InternalValue {
+                key: entry.key().clone(),
+                value: entry.value().clone(),
+            })
         })
     }
 
@@ -226,6 +267,34 @@ mod tests {
     use super::*;
     use crate::ValueType;
     use test_log::test;
+
+    /// billstream patch: the flush's read-ahead iterator yields what `iter` yields, every
+    /// entry once and in order, long and short (inline) keys and values alike, including the
+    /// last few it has read ahead, and nothing for an empty memtable.
+    #[test]
+    fn memtable_flush_iter_matches_iter() {
+        let memtable = Memtable::new(0);
+        assert_eq!(memtable.flush_iter().count(), 0);
+        for i in 0..1_000u64 {
+            // Out of order, two versions of some keys, a tombstone, short and long bytes.
+            let key = format!("key-{:04}{}", (i * 7919) % 1_000, "-long-enough-for-the-heap".repeat((i % 2) as usize));
+            let value = "v".repeat((i % 40) as usize);
+            memtable.insert(InternalValue::from_components(key.as_bytes(), value.as_bytes(), i + 1, ValueType::Value));
+            if i % 10 == 0 {
+                memtable.insert(InternalValue::from_components(key.as_bytes(), b"", i + 5_000, ValueType::Tombstone));
+            }
+        }
+        let expected: Vec<InternalValue> = memtable.iter().collect();
+        assert_eq!(expected.len(), 1_100);
+        assert_eq!(memtable.flush_iter().collect::<Vec<_>>(), expected);
+        for n in 1..=FLUSH_LOOKAHEAD + 1 {
+            let small = Memtable::new(1);
+            for i in 0..n {
+                small.insert(InternalValue::from_components(format!("k{i}").as_bytes(), b"v", 1, ValueType::Value));
+            }
+            assert_eq!(small.flush_iter().collect::<Vec<_>>(), small.iter().collect::<Vec<_>>(), "{n} entries");
+        }
+    }
 
     /// billstream patch: a filtered memtable finds every key and version it holds, and
     /// rules out (nearly) all it does not.
