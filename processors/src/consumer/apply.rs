@@ -150,6 +150,11 @@ pub struct BatchOutput {
 }
 
 impl BatchOutput {
+    /// How many records it publishes: its events, then its DLQ records.
+    pub fn records(&self) -> usize {
+        self.events.len() + self.dlq.len()
+    }
+
     /// The commands this batch resolved (applied or rejected), with their `issued_at`: the
     /// outcome rows it writes.
     pub fn resolved(&self) -> impl Iterator<Item = (&str, i64)> {
