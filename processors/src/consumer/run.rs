@@ -8,8 +8,9 @@
 //!
 //! Two threads share the work: the processor thread polls and applies; a committer thread
 //! publishes and commits, in batch order. So batch N+1 is applied (over what N changed,
-//! see [`Applier`]) while N is published and made durable. A batch whose commit fails is
-//! never followed by a later one: the committer stops at the first failure.
+//! see [`Applier`]) while N is published and made durable, and N+1's events are on their way
+//! to the broker while N is committed. A batch whose commit fails is never followed by a
+//! later one: the committer stops at the first failure.
 //!
 //! On assignment the consumer starts each partition at the offset the store holds for this
 //! cluster (a new cluster, such as a fresh embedded broker, starts from the beginning), after
