@@ -256,7 +256,8 @@ pub fn spawn(config: ProcessorConfig, deps: ProcessorDeps, shutdown: watch::Rece
 
     let (tx, done) = tokio::sync::oneshot::channel();
     let applier = Applier::new(deps.store.clone(), deps.catalog.clone(), cluster_id, config.commands_topic.clone());
-    // One batch waits while another is committed: the applier runs at most two ahead.
+    // One batch waits here while the committer commits another and has a third's records in
+    // flight (see `Committer::run`): the applier runs at most three batches ahead.
     let (to_commit, applied) = std::sync::mpsc::sync_channel(1);
     let (spent_tx, spent) = std::sync::mpsc::channel();
     let committer = Committer {
