@@ -493,7 +493,7 @@ impl Committer {
                 Some(next) => next,
                 None => match applied.recv() {
                     Ok(batch) => {
-                        let in_flight = self.enqueue(&batch.output, (0..batch.output.records()).collect());
+                        let in_flight = self.enqueue_all(&batch.output);
                         (batch, in_flight)
                     }
                     Err(_) => return,
@@ -510,7 +510,7 @@ impl Committer {
             // between a batch's publish and its commit already does: the replay publishes the
             // same event ids again.
             if published && let Ok(next) = applied.try_recv() {
-                let in_flight = self.enqueue(&next.output, (0..next.output.records()).collect());
+                let in_flight = self.enqueue_all(&next.output);
                 ahead = Some((next, in_flight));
             }
             if !published || !self.commit(&output, size, started) {
@@ -530,6 +530,11 @@ impl Committer {
             Some(r) => (&self.config.events_topic, r),
             None => (&self.config.dlq_topic, &out.dlq[i - out.events.len()]),
         }
+    }
+
+    /// Hands every record of `out` to the producer.
+    fn enqueue_all(&self, out: &BatchOutput) -> InFlight {
+        self.enqueue(out, (0..out.records()).collect())
     }
 
     /// Hands records `which` of `out` to the producer.
