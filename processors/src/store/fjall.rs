@@ -33,9 +33,10 @@ pub struct FjallConfig {
 }
 
 impl FjallConfig {
-    /// Defaults for a directory: synced commits, 64 MiB cache.
+    /// Defaults for a directory: synced commits, 256 MiB cache (as `billstream`'s
+    /// `store.cache_mb`).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FjallConfig { path: path.into(), sync_commits: true, cache_bytes: 64 << 20 }
+        FjallConfig { path: path.into(), sync_commits: true, cache_bytes: 256 << 20 }
     }
 }
 
