@@ -128,15 +128,14 @@ pub struct StoreConfig {
     /// (not on a process crash).
     pub sync_commits: bool,
     /// Block cache in MiB: blocks of the store's tables (data, indexes, filters) and invoices
-    /// read from disk. 256 by default: once the store holds millions of invoices, the point
-    /// reads of every command (duplicate check, invoice lookup) miss a 64 MiB cache (README,
-    /// Performance).
+    /// read from disk; by default the store's own default,
+    /// [`billstream_processors::store::DEFAULT_CACHE_MB`].
     pub cache_mb: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { sync_commits: true, cache_mb: 256 }
+        StoreConfig { sync_commits: true, cache_mb: billstream_processors::store::DEFAULT_CACHE_MB }
     }
 }
 

@@ -32,11 +32,15 @@ pub struct FjallConfig {
     pub cache_bytes: u64,
 }
 
+/// The block cache's default size in MiB (`billstream`'s `store.cache_mb` too): once the store
+/// holds millions of invoices, the point reads of every command (duplicate check, invoice
+/// lookup) miss a 64 MiB cache (README, Performance).
+pub const DEFAULT_CACHE_MB: u64 = 256;
+
 impl FjallConfig {
-    /// Defaults for a directory: synced commits, 256 MiB cache (as `billstream`'s
-    /// `store.cache_mb`).
+    /// Defaults for a directory: synced commits, a [`DEFAULT_CACHE_MB`] cache.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FjallConfig { path: path.into(), sync_commits: true, cache_bytes: 256 << 20 }
+        FjallConfig { path: path.into(), sync_commits: true, cache_bytes: DEFAULT_CACHE_MB << 20 }
     }
 }
 

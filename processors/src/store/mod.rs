@@ -20,7 +20,7 @@ pub mod conformance;
 mod fjall;
 mod keys;
 
-pub use self::fjall::{FjallConfig, FjallStore};
+pub use self::fjall::{DEFAULT_CACHE_MB, FjallConfig, FjallStore};
 
 use crate::domain::{Invoice, InvoiceStatus};
 use crate::StoreError;
