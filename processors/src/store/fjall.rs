@@ -220,6 +220,13 @@ const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
 /// Memtable size of every keyspace (see [`FjallStore::open`]).
 const MEMTABLE_BYTES: u64 = 32 << 20;
 
+/// Size of the tables compaction writes: fjall's default (see [`FjallStore::open`]).
+const TABLE_BYTES: u64 = 64 << 20;
+
+/// Size of the tables compaction writes in the tenant-first keyspaces, whose flushes span
+/// every tenant (see [`FjallStore::open`]).
+const TENANT_FIRST_TABLE_BYTES: u64 = 16 << 20;
+
 /// Invoice values of at least this many bytes go to blob files (see [`FjallStore::open`]).
 /// An invoice without lines is about 100 bytes; one with a line or more is above this.
 const INVOICE_BLOB_THRESHOLD: u32 = 128;
@@ -350,18 +357,20 @@ impl FjallStore {
         // compaction once the store grew (L0 -> L1 rewrote L1 for every 4 small tables); with
         // batches inserted in key order, bigger memtables no longer cost insert speed.
         // fjall stores these with the keyspace: they apply to keyspaces created from now on.
-        let options = || {
-            KeyspaceCreateOptions::default()
-                .max_memtable_size(MEMTABLE_BYTES)
-                .compaction_strategy(Arc::new(fjall::compaction::Leveled::default().with_l0_threshold(8)))
+        let options = |table_bytes: u64| {
+            KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES).compaction_strategy(Arc::new(
+                fjall::compaction::Leveled::default().with_l0_threshold(8).with_table_target_size(table_bytes),
+            ))
         };
-        let ks = |name: &str| db.keyspace(name, options).map_err(engine);
+        let ks = |name: &str, table_bytes| db.keyspace(name, || options(table_bytes)).map_err(engine);
         // Tables only ever scanned by prefix build no bloom filters: a filter answers point
         // reads only, and building one is part of every flush and compaction (lsm-tree's filter
         // writer was 4-6 % of fjall's workers' samples under load; without it and the invoices'
         // last-level filter below, the workers' CPU over a 200 s preload fell 7 %; README,
         // Performance).
-        let scanned = |name: &str| db.keyspace(name, || options().filter_policy(FilterPolicy::disabled())).map_err(engine);
+        let scanned = |name: &str, table_bytes| {
+            db.keyspace(name, || options(table_bytes).filter_policy(FilterPolicy::disabled())).map_err(engine)
+        };
         // Invoices keep their values (an invoice with its lines, a few hundred bytes) in blob
         // files, their keys in the tree: compaction then rewrites keys and pointers, not
         // invoices. Tenants append invoices at their own points of the key space, so every
@@ -382,22 +391,33 @@ impl FjallStore {
         let blobs = fjall::KvSeparationOptions::default()
             .separation_threshold(INVOICE_BLOB_THRESHOLD)
             .compression(fjall::CompressionType::None);
-        let invoices = || options().with_kv_separation(Some(blobs)).expect_point_read_hits(true);
+        // The tenant-first keyspaces write tables of 16 MiB instead of 64. Each of their
+        // flushed tables spans every tenant, so merging L0 into level 1 rewrites level 1 whole,
+        // and level 1 holds 8 tables of the target size before the rest goes a level down, a
+        // table at a time. With 64 MiB that was up to 512 MiB rewritten for every 8 flushes,
+        // and their flushes are small: about 2 MiB for the invoices' keys, 4-6 MiB for the
+        // status index and the locator, 14 MiB for open items (10x preload). With 16 MiB,
+        // level 1 is 128 MiB. The derived-id outcomes (random ids, flushes of 16-21 MiB) keep
+        // 64 MiB: a 128 MiB level 1 is less than one L0 merge of theirs (tried: 5,598 MiB
+        // written over a 10x run, against 3,906 and 5,069 at 64). With this, fjall's workers
+        // 7.75-7.90 -> 5.30-6.39 us per command in 10x runs, +9 % throughput on average
+        // (README, Performance, 2026-11-27).
+        let invoices = || options(TENANT_FIRST_TABLE_BYTES).with_kv_separation(Some(blobs)).expect_point_read_hits(true);
         let mut store = FjallStore {
             invoices: db.keyspace(Table::Invoices.name(), invoices).map_err(engine)?,
-            locator: ks(Table::Locator.name())?,
-            by_status: scanned(Table::ByStatus.name())?,
-            open_by_due: scanned(Table::OpenByDue.name())?,
-            totals: ks(Table::Totals.name())?,
-            month_paid: ks(Table::MonthPaid.name())?,
-            commands: ks(Table::Commands.name())?,
-            keyed_commands: ks(Table::KeyedCommands.name())?,
-            audit: scanned(Table::Audit.name())?,
-            audit_batches: scanned(Table::AuditIndex.name())?,
-            offsets: scanned(Table::Offsets.name())?,
-            tenants: ks("tenants")?,
-            api_keys: ks("api_keys")?,
-            meta: ks("meta")?,
+            locator: ks(Table::Locator.name(), TENANT_FIRST_TABLE_BYTES)?,
+            by_status: scanned(Table::ByStatus.name(), TENANT_FIRST_TABLE_BYTES)?,
+            open_by_due: scanned(Table::OpenByDue.name(), TENANT_FIRST_TABLE_BYTES)?,
+            totals: ks(Table::Totals.name(), TENANT_FIRST_TABLE_BYTES)?,
+            month_paid: ks(Table::MonthPaid.name(), TENANT_FIRST_TABLE_BYTES)?,
+            commands: ks(Table::Commands.name(), TABLE_BYTES)?,
+            keyed_commands: ks(Table::KeyedCommands.name(), TABLE_BYTES)?,
+            audit: scanned(Table::Audit.name(), TABLE_BYTES)?,
+            audit_batches: scanned(Table::AuditIndex.name(), TABLE_BYTES)?,
+            offsets: scanned(Table::Offsets.name(), TABLE_BYTES)?,
+            tenants: ks("tenants", TABLE_BYTES)?,
+            api_keys: ks("api_keys", TABLE_BYTES)?,
+            meta: ks("meta", TABLE_BYTES)?,
             newest_ordered: AtomicU64::new(0),
             writing: Mutex::new(0),
             sync_commits: config.sync_commits,
