@@ -399,9 +399,10 @@ impl FjallStore {
         // status index and the locator, 14 MiB for open items (10x preload). With 16 MiB,
         // level 1 is 128 MiB. The derived-id outcomes (random ids, flushes of 16-21 MiB) keep
         // 64 MiB: a 128 MiB level 1 is less than one L0 merge of theirs (tried: 5,598 MiB
-        // written over a 10x run, against 3,906 and 5,069 at 64). With this, fjall's workers
-        // 7.75-7.90 -> 5.30-6.39 us per command in 10x runs, +9 % throughput on average
-        // (README, Performance, 2026-11-27).
+        // written over a 10x run, against 3,906-5,069 at 64). With this, in 10x runs, fjall's
+        // workers 7.75-9.69 -> 5.30-6.39 us per command, the invoices' key tree 6,321 ->
+        // 2,981-3,737 MiB written per run, throughput +5 to +9 % (README, Performance,
+        // 2026-11-27).
         let invoices = || options(TENANT_FIRST_TABLE_BYTES).with_kv_separation(Some(blobs)).expect_point_read_hits(true);
         let mut store = FjallStore {
             invoices: db.keyspace(Table::Invoices.name(), invoices).map_err(engine)?,
