@@ -223,8 +223,18 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// Size of the tables compaction writes: fjall's default (see [`FjallStore::open`]).
 const TABLE_BYTES: u64 = 64 << 20;
 
-/// Size of the tables compaction writes in the tenant-first keyspaces, whose flushes span
-/// every tenant (see [`FjallStore::open`]).
+/// Size of the tables compaction writes in the tenant-first keyspaces (invoices, locator,
+/// status index, open items, totals, month paid). Each of their flushed tables spans every
+/// tenant, so merging L0 into level 1 rewrites level 1 whole, and level 1 holds 8 tables of
+/// this size before the rest goes a level down, a table at a time. With fjall's 64 MiB that
+/// was up to 512 MiB rewritten for every 8 flushes, and their flushes are small: about 2 MiB
+/// for the invoices' keys, 4-6 MiB for the status index and the locator, 14 MiB for open
+/// items (10x preload). With 16 MiB, level 1 is 128 MiB. The derived-id outcomes (random ids,
+/// flushes of 16-21 MiB) keep [`TABLE_BYTES`]: a 128 MiB level 1 is less than one L0 merge of
+/// theirs (tried: 5,598 MiB written over a 10x run, against 3,906-5,069 at 64). With this, in
+/// 10x runs, fjall's workers 7.75-9.69 -> 5.30-6.39 us per command, the invoices' key tree
+/// 6,321 -> 2,981-3,737 MiB written per run, throughput +5 to +9 % (README, Performance,
+/// 2026-11-27).
 const TENANT_FIRST_TABLE_BYTES: u64 = 16 << 20;
 
 /// Invoice values of at least this many bytes go to blob files (see [`FjallStore::open`]).
@@ -391,18 +401,6 @@ impl FjallStore {
         let blobs = fjall::KvSeparationOptions::default()
             .separation_threshold(INVOICE_BLOB_THRESHOLD)
             .compression(fjall::CompressionType::None);
-        // The tenant-first keyspaces write tables of 16 MiB instead of 64. Each of their
-        // flushed tables spans every tenant, so merging L0 into level 1 rewrites level 1 whole,
-        // and level 1 holds 8 tables of the target size before the rest goes a level down, a
-        // table at a time. With 64 MiB that was up to 512 MiB rewritten for every 8 flushes,
-        // and their flushes are small: about 2 MiB for the invoices' keys, 4-6 MiB for the
-        // status index and the locator, 14 MiB for open items (10x preload). With 16 MiB,
-        // level 1 is 128 MiB. The derived-id outcomes (random ids, flushes of 16-21 MiB) keep
-        // 64 MiB: a 128 MiB level 1 is less than one L0 merge of theirs (tried: 5,598 MiB
-        // written over a 10x run, against 3,906-5,069 at 64). With this, in 10x runs, fjall's
-        // workers 7.75-9.69 -> 5.30-6.39 us per command, the invoices' key tree 6,321 ->
-        // 2,981-3,737 MiB written per run, throughput +5 to +9 % (README, Performance,
-        // 2026-11-27).
         let invoices = || options(TENANT_FIRST_TABLE_BYTES).with_kv_separation(Some(blobs)).expect_point_read_hits(true);
         let mut store = FjallStore {
             invoices: db.keyspace(Table::Invoices.name(), invoices).map_err(engine)?,
