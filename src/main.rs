@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 // The pipeline allocates per command on every stage; glibc's allocator was a third of the
-// CPU profile under load (see README, Performance).
+// CPU profile under load (docs/performance-log.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

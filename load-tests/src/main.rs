@@ -27,8 +27,8 @@ struct Cli {
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// How long to drive, e.g. 30s. A fresh store's compaction catches up with its writes
-    /// only after about 30 s, so shorter runs read above what the pipeline sustains (README,
-    /// Performance); hence 60 s.
+    /// only after about 30 s, so shorter runs read above what the pipeline sustains
+    /// (docs/performance-log.md); hence 60 s.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
     /// Commands per batch request (whole invoice lifecycles).

@@ -8,8 +8,8 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_0c55_7d4e_4a3b_9d0e_2f1a_b5c3_e80
 
 /// `Uuid::new_v5(NAMESPACE, kind ␟ part ␟ part …)`, hashed with the `sha1` crate, which uses
 /// the CPU's SHA instructions where it has them: uuid's portable SHA-1 was 15 % of the
-/// processor's instructions (one event id per event, one payment id per payment; README,
-/// Performance). The name is hashed in pieces, never assembled.
+/// processor's instructions (one event id per event, one payment id per payment;
+/// docs/performance-log.md). The name is hashed in pieces, never assembled.
 fn derive(kind: &str, parts: &[&str]) -> String {
     derive_uuid(kind, parts).to_string()
 }
@@ -61,7 +61,7 @@ pub fn command_id_for_key(tenant_id: &str, idempotency_key: &str) -> String {
 /// milliseconds, then 74 random bits. Time order matters to the store: the commands table is
 /// keyed by id first, so new ids land at the end of its key space, where the duplicate check
 /// finds them without probing older tables and compaction moves files instead of merging them
-/// (README, Performance). Uniqueness is all that is needed of the random part, not secrecy: a
+/// (docs/performance-log.md). Uniqueness is all that is needed of the random part, not secrecy: a
 /// per-thread generator seeded once from the OS avoids a system call per command.
 pub fn random_command_id() -> String {
     use std::cell::Cell;

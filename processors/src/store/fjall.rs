@@ -34,7 +34,7 @@ pub struct FjallConfig {
 
 /// The block cache's default size in MiB (`billstream`'s `store.cache_mb` too): once the store
 /// holds millions of invoices, the point reads of every command (duplicate check, invoice
-/// lookup) miss a 64 MiB cache (README, Performance).
+/// lookup) miss a 64 MiB cache (docs/performance-log.md).
 pub const DEFAULT_CACHE_MB: u64 = 256;
 
 impl FjallConfig {
@@ -94,7 +94,7 @@ struct StoredAudit<'a> {
 /// Keyed by day and second of issue before the tenant (format 7), each batch inserted across
 /// the current second's rows, and tables flushed a moment apart overlapped by that second, so
 /// L0 -> L1 rewrote the whole log once; its row cost about 2 us of CPU per command, about half
-/// in the committer and half in fjall's workers (README, Performance). A tenant's day is
+/// in the committer and half in fjall's workers (docs/performance-log.md). A tenant's day is
 /// read through `audit_batches` ([`audit_index_key`]): the batches with its rows of the day,
 /// then one range each, merged back into issue order.
 fn audit_key(k: Key, batch: u64, tenant: &str, day: Date, issued_at_ms: i64, command_id: &str) -> Key {
@@ -233,7 +233,7 @@ const TABLE_BYTES: u64 = 64 << 20;
 /// flushes of 16-21 MiB) keep [`TABLE_BYTES`]: a 128 MiB level 1 is less than one L0 merge of
 /// theirs (tried: 5,598 MiB written over a 10x run, against 3,906-5,069 at 64). With this, in
 /// 10x runs, fjall's workers 7.75-9.69 -> 5.30-6.39 us per command, the invoices' key tree
-/// 6,321 -> 2,981-3,737 MiB written per run, throughput +5 to +9 % (README, Performance,
+/// 6,321 -> 2,981-3,737 MiB written per run, throughput +5 to +9 % (docs/performance-log.md,
 /// 2026-11-27).
 const TENANT_FIRST_TABLE_BYTES: u64 = 16 << 20;
 
@@ -363,7 +363,7 @@ impl FjallStore {
             other => engine(other),
         })?;
         // Memtables of 32 MiB and L0 merged into L1 at 8 tables. Measured with billstream-load
-        // (README, Performance): 8 MiB memtables made fresh stores fast but multiplied
+        // (docs/performance-log.md): 8 MiB memtables made fresh stores fast but multiplied
         // compaction once the store grew (L0 -> L1 rewrote L1 for every 4 small tables); with
         // batches inserted in key order, bigger memtables no longer cost insert speed.
         // fjall stores these with the keyspace: they apply to keyspaces created from now on.
@@ -376,8 +376,8 @@ impl FjallStore {
         // Tables only ever scanned by prefix build no bloom filters: a filter answers point
         // reads only, and building one is part of every flush and compaction (lsm-tree's filter
         // writer was 4-6 % of fjall's workers' samples under load; without it and the invoices'
-        // last-level filter below, the workers' CPU over a 200 s preload fell 7 %; README,
-        // Performance).
+        // last-level filter below, the workers' CPU over a 200 s preload fell 7 %;
+        // docs/performance-log.md).
         let scanned = |name: &str, table_bytes| {
             db.keyspace(name, || options(table_bytes).filter_policy(FilterPolicy::disabled())).map_err(engine)
         };
@@ -388,15 +388,15 @@ impl FjallStore {
         // preload, 806 MiB of new invoice tables in 12 s of load (195 MiB with separation,
         // blob files included) and fjall's workers 7.6 -> 5.0 us per command; the invoices
         // take about 45 % more disk (blobs are compressed one by one and wait for their
-        // garbage collection once rewritten). README, Performance. An invoice is read by key
+        // garbage collection once rewritten). docs/performance-log.md. An invoice is read by key
         // only once the locator or the status index has named it, so its reads find it: the
         // last level, most of the table, builds no filter (what `expect_point_read_hits` is
         // for); the levels above keep theirs, to skip the tables that do not hold it.
         // Blobs are not compressed: lz4 over one postcard-encoded invoice at a time (no field
         // names, few repeats) saved 4 % of their bytes (187 against 194 MiB after a 15 s
         // `steady` run) for 8 % of fjall's workers' samples; without it the workers' CPU per
-        // command fell 3.41 and 3.03 -> 2.89 and 2.76 us in two alternating pairs (README,
-        // Performance). Like the other options it is stored with the keyspace: a store created
+        // command fell 3.41 and 3.03 -> 2.89 and 2.76 us in two alternating pairs
+        // (docs/performance-log.md). Like the other options it is stored with the keyspace: a store created
         // before keeps compressing its blobs.
         let blobs = fjall::KvSeparationOptions::default()
             .separation_threshold(INVOICE_BLOB_THRESHOLD)
@@ -426,8 +426,8 @@ impl FjallStore {
         // the duplicate check of every keyed command (a new id) and the locator read of
         // every new invoice. Without them each such read searched the memtable's skiplist
         // (and any sealed one's): the applier's instructions per command 24,428 -> 23,060,
-        // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs (README,
-        // Performance). Near 2 bytes per row a memtable holds: an outcome row took ~140 bytes
+        // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs
+        // (docs/performance-log.md). Near 2 bytes per row a memtable holds: an outcome row took ~140 bytes
         // of it and a locator row ~80 with ids as text; with format 6's 17-byte ids about 37
         // and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9 bytes per row now.
         store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
