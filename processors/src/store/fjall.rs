@@ -396,8 +396,8 @@ impl FjallStore {
         // names, few repeats) saved 4 % of their bytes (187 against 194 MiB after a 15 s
         // `steady` run) for 8 % of fjall's workers' samples; without it the workers' CPU per
         // command fell 3.41 and 3.03 -> 2.89 and 2.76 us in two alternating pairs
-        // (docs/performance-log.md). Like the other options it is stored with the keyspace: a store created
-        // before keeps compressing its blobs.
+        // (docs/performance-log.md). Like the other options it is stored with the keyspace:
+        // a store created before keeps compressing its blobs.
         let blobs = fjall::KvSeparationOptions::default()
             .separation_threshold(INVOICE_BLOB_THRESHOLD)
             .compression(fjall::CompressionType::None);
@@ -427,9 +427,10 @@ impl FjallStore {
         // every new invoice. Without them each such read searched the memtable's skiplist
         // (and any sealed one's): the applier's instructions per command 24,428 -> 23,060,
         // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs
-        // (docs/performance-log.md). Near 2 bytes per row a memtable holds: an outcome row took ~140 bytes
-        // of it and a locator row ~80 with ids as text; with format 6's 17-byte ids about 37
-        // and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9 bytes per row now.
+        // (docs/performance-log.md). Near 2 bytes per row a memtable holds: an outcome row
+        // took ~140 bytes of it and a locator row ~80 with ids as text; with format 6's
+        // 17-byte ids about 37 and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9
+        // bytes per row now.
         store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
         store.locator.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 32);
         store.check_format(&config.path)?;
