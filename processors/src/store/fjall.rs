@@ -388,8 +388,8 @@ impl FjallStore {
         // preload, 806 MiB of new invoice tables in 12 s of load (195 MiB with separation,
         // blob files included) and fjall's workers 7.6 -> 5.0 us per command; the invoices
         // take about 45 % more disk (blobs are compressed one by one and wait for their
-        // garbage collection once rewritten). docs/performance-log.md. An invoice is read by key
-        // only once the locator or the status index has named it, so its reads find it: the
+        // garbage collection once rewritten; docs/performance-log.md). An invoice is read by
+        // key only once the locator or the status index has named it, so its reads find it: the
         // last level, most of the table, builds no filter (what `expect_point_read_hits` is
         // for); the levels above keep theirs, to skip the tables that do not hold it.
         // Blobs are not compressed: lz4 over one postcard-encoded invoice at a time (no field
