@@ -111,6 +111,29 @@ fn a_preload_fills_the_store_first_and_the_report_says_how_full() {
 }
 
 #[test]
+fn a_pipeline_given_by_address_is_measured_on_its_own_runs_counts() {
+    // A pipeline the harness did not start (`--url`), driven twice: the processors' counters
+    // hold the first run's messages when the second, with a preload, reads its "before", and
+    // each run's outcomes must still be its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = billstream_load::target::default_binary().expect("billstream binary");
+    let pipeline = billstream_load::target::spawn(&binary, &dir.path().join("pipeline"), 2, 4, &[]).expect("pipeline");
+    let keys: Vec<String> = pipeline.tenants.iter().map(|t| format!("{}:{}", t.tenant_id, t.api_key)).collect();
+    let mut remote = vec!["--url", pipeline.base.as_str(), "--brokers", pipeline.bootstrap.as_str()];
+    for k in &keys {
+        remote.extend(["--tenant", k.as_str()]);
+    }
+    for (run, extra) in [("first", &[][..]), ("second, preloaded", &["--preload", "1x"][..])] {
+        let (status, r) = harness(dir.path(), &[&remote[..], extra].concat());
+        assert!(status.success(), "{run} run: {r}");
+        assert_eq!(r["lost"], 0, "{run} run: {r}");
+        assert_outcomes_add_up(&r);
+        // Not the harness's own pipeline: no raw ceiling, no process to read CPU from.
+        assert!(r["raw_consume_per_s"].is_null() && r["cpu_s_per_1k"].is_null(), "{run} run: {r}");
+    }
+}
+
+#[test]
 fn max_ramps_until_a_step_fails_then_narrows_the_gap() {
     // One command per request, one request at a time: the driver itself caps the rate (a few
     // hundred to a few thousand a second), so some step of the ramp fails on any machine.
