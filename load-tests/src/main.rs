@@ -16,7 +16,7 @@ use std::time::Duration;
 #[command(name = "billstream-load", version)]
 struct Cli {
     /// steady: a rate for a duration; max: ramp until latency or backlog diverges, then narrow
-    /// the gap (--refine); query: point lookups under write load; raw: the broker's ceiling
+    /// the gap (--refine); query: point lookups and lists under write load; raw: the broker's ceiling
     /// with no processing.
     #[arg(value_enum)]
     scenario: Scenario,
@@ -121,9 +121,16 @@ struct Cli {
     /// passed steps whose backlog grew by almost a tenth of what they sent.
     #[arg(long, default_value_t = 0.97, value_parser = parse_share)]
     min_applied: f64,
-    /// query: lookups in flight.
+    /// query: read requests in flight.
     #[arg(long, default_value_t = 4)]
     query_concurrency: usize,
+    /// query: of every hundred read requests, how many are a page of a tenant's invoice list
+    /// (by status in turn); the rest are point lookups by id.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=100))]
+    list_pct: u64,
+    /// query: invoices per list page (the API's default page size is 50).
+    #[arg(long, default_value_t = 50)]
+    list_limit: usize,
     /// Pause sending while more accepted commands than this are unresolved (0: never). The
     /// gateway holds back by itself; the kafka driver needs this with the embedded broker,
     /// which drops what a lagging processor has not read.
@@ -215,6 +222,8 @@ fn main() -> Result<()> {
         refine: cli.refine,
         min_applied: cli.min_applied,
         query_concurrency: cli.query_concurrency,
+        list_pct: cli.list_pct,
+        list_limit: cli.list_limit,
         max_backlog: cli.max_backlog,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

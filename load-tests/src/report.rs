@@ -66,10 +66,12 @@ pub struct Report {
 
 impl Report {
     /// The JSON latency object.
-    pub fn latency(ack: &Histogram<u64>, applied: &Histogram<u64>, query: Option<&Histogram<u64>>) -> Value {
+    /// `query`: the `query` scenario's point lookups and list pages.
+    pub fn latency(ack: &Histogram<u64>, applied: &Histogram<u64>, query: Option<(&Histogram<u64>, &Histogram<u64>)>) -> Value {
         let mut v = json!({"ingest_ack": Latency::from_us(ack), "ingest_to_applied": Latency::from_us(applied)});
-        if let Some(q) = query {
-            v["query"] = json!(Latency::from_us(q));
+        if let Some((lookups, lists)) = query {
+            v["query"] = json!(Latency::from_us(lookups));
+            v["query_list"] = json!(Latency::from_us(lists));
         }
         v
     }

@@ -22,7 +22,7 @@ pub enum Scenario {
     /// Ramp the rate until latency or backlog diverges, narrow the gap (`--refine`); report
     /// the highest sustained rate.
     Max,
-    /// Hot point lookups while writes run at the given rate.
+    /// Hot point lookups and list pages while writes run at the given rate.
     Query,
     /// Produce and consume the same messages through the broker with no processing.
     Raw,
@@ -80,8 +80,12 @@ pub struct Options {
     /// `max`: a step fails when the driver sent less than this share of its rate, or the
     /// pipeline resolved less than this share of the step's distinct commands.
     pub min_applied: f64,
-    /// `query`: lookups in flight.
+    /// `query`: requests in flight.
     pub query_concurrency: usize,
+    /// `query`: lists in every hundred requests (the rest are point lookups).
+    pub list_pct: u64,
+    /// `query`: invoices per list page.
+    pub list_limit: usize,
     /// Pause sending while more accepted commands than this are unresolved (0: never).
     pub max_backlog: u64,
 }
@@ -338,7 +342,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let mut max_sustained = None;
     // `max`: every step, as run.
     let mut steps: Vec<Value> = Vec::new();
-    let mut query_hist: Option<Histogram<u64>> = None;
+    let mut query: Option<QueryStats> = None;
     let offered;
     let drive_secs;
     match opts.scenario {
@@ -347,10 +351,14 @@ pub async fn run(opts: Options) -> Result<Report> {
             drive_secs = started.elapsed().as_secs_f64();
         }
         Scenario::Query => {
-            let q = tokio::spawn(query_load(target.base.clone(), target.tenants.iter().map(|t| t.api_key.clone()).collect(), driver.clone(), opts.query_concurrency, opts.duration));
-            offered = driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, opts.max_backlog).await;
+            let keys = target.tenants.iter().map(|t| t.api_key.clone()).collect();
+            let (reads, writes) = tokio::join!(
+                query_load(target.base.clone(), keys, driver.clone(), &opts),
+                driver.run(&mut workload, opts.rate, opts.duration, opts.batch, opts.concurrency, opts.max_backlog),
+            );
+            offered = writes;
             drive_secs = started.elapsed().as_secs_f64();
-            query_hist = Some(q.await??);
+            query = Some(reads?);
         }
         Scenario::Max => {
             let mut rate = opts.start_rate.max(100.0);
@@ -471,7 +479,7 @@ pub async fn run(opts: Options) -> Result<Report> {
         lost,
         cpu_s_per_1k,
         peak_rss_mb: cpu_after.map(|(_, m)| m.round()),
-        latency_ms: Report::latency(&s.ack_us, &seen.latency_us, query_hist.as_ref()),
+        latency_ms: Report::latency(&s.ack_us, &seen.latency_us, query.as_ref().map(|q| (&q.lookup_us, &q.list_us))),
         max_sustained_per_s: max_sustained,
         details: json!({
             "driver": format!("{:?}", opts.driver),
@@ -482,6 +490,8 @@ pub async fn run(opts: Options) -> Result<Report> {
             "failed_requests": s.failed,
             "throttled_requests": s.throttled,
             "preloaded_invoices": preloaded_invoices,
+            // `query`: what the readers asked and were answered (null for other scenarios).
+            "query": query.as_ref().map(QueryStats::details),
             "max_steps": steps,
             // The rule every step of `max_steps` was judged by.
             "max_rule": if opts.scenario == Scenario::Max {
@@ -528,36 +538,126 @@ pub async fn run(opts: Options) -> Result<Report> {
     })
 }
 
-async fn query_load(base: String, keys: Vec<String>, driver: Arc<Driver>, concurrency: usize, duration: Duration) -> Result<Histogram<u64>> {
+/// What the `query` scenario's readers measured. Only answers with 200 are timed: a lookup of
+/// an invoice accepted but not applied yet is a 404 that takes the fast path of a missing key,
+/// and an error says nothing about how fast a read is. The counts include the warm-up's
+/// requests, the histograms do not.
+struct QueryStats {
+    /// Point lookups (`GET /v1/invoices/{id}`) that found their invoice.
+    lookup_us: Histogram<u64>,
+    /// List pages (`GET /v1/invoices?status=&limit=`).
+    list_us: Histogram<u64>,
+    found: u64,
+    not_found: u64,
+    lists: u64,
+    list_rows: u64,
+    /// Answers other than 200 (and 404 to a lookup), and requests that got no answer.
+    errors: u64,
+}
+
+impl QueryStats {
+    fn new() -> Result<Self> {
+        let h = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3);
+        Ok(QueryStats { lookup_us: h()?, list_us: h()?, found: 0, not_found: 0, lists: 0, list_rows: 0, errors: 0 })
+    }
+
+    fn add(&mut self, o: QueryStats) -> Result<()> {
+        self.lookup_us.add(o.lookup_us)?;
+        self.list_us.add(o.list_us)?;
+        self.found += o.found;
+        self.not_found += o.not_found;
+        self.lists += o.lists;
+        self.list_rows += o.list_rows;
+        self.errors += o.errors;
+        Ok(())
+    }
+
+    fn details(&self) -> Value {
+        json!({
+            "lookups_found": self.found,
+            "lookups_not_found": self.not_found,
+            "lists": self.lists,
+            "list_rows": self.list_rows,
+            "errors": self.errors,
+        })
+    }
+}
+
+/// The statuses a list asks for in turn (`None`: every status).
+const LIST_STATUSES: [Option<&str>; 5] = [Some("open"), Some("paid"), None, Some("draft"), Some("void")];
+
+/// The `query` scenario's readers: `opts.query_concurrency` of them, each sending one request
+/// after the other for `opts.duration`, each about an invoice the driver has had accepted: of
+/// every hundred, `opts.list_pct` ask for the first page of that invoice's tenant's list
+/// (`opts.list_limit` invoices, by status in turn), the rest for the invoice itself. Requests
+/// issued in the first `opts.warmup` are answered and counted but not timed.
+async fn query_load(base: String, keys: Vec<String>, driver: Arc<Driver>, opts: &Options) -> Result<QueryStats> {
     let client = reqwest::Client::new();
     let started = Instant::now();
+    let (duration, warmup, list_pct, list_limit) = (opts.duration, opts.warmup, opts.list_pct, opts.list_limit);
     let mut workers = Vec::new();
-    for w in 0..concurrency.max(1) {
+    for w in 0..opts.query_concurrency.max(1) {
         let (client, base, keys, driver) = (client.clone(), base.clone(), keys.clone(), driver.clone());
         workers.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-            let mut i = w as u64;
+            let mut stats = QueryStats::new()?;
+            let (mut i, mut lists) = (w as u64, 0usize);
             while started.elapsed() < duration {
                 let pick = {
                     let s = driver.sent.lock().unwrap_or_else(|p| p.into_inner());
                     if s.invoices.is_empty() { None } else { Some(s.invoices[(i.wrapping_mul(2_654_435_761) % s.invoices.len() as u64) as usize].clone()) }
                 };
+                // A Weyl sequence over 0..100: every run of a hundred requests holds list_pct lists.
+                let list = (i.wrapping_mul(61) % 100) < list_pct;
                 i += 1;
                 let Some((tenant, invoice)) = pick else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
+                let url = if list {
+                    lists += 1;
+                    let status = LIST_STATUSES[lists % LIST_STATUSES.len()].map(|s| format!("&status={s}")).unwrap_or_default();
+                    format!("{base}/v1/invoices?limit={list_limit}{status}")
+                } else {
+                    format!("{base}/v1/invoices/{invoice}")
+                };
+                let timed = started.elapsed() >= warmup;
                 let t0 = Instant::now();
-                let r = client.get(format!("{base}/v1/invoices/{invoice}")).header("x-api-key", &keys[tenant]).send().await;
-                if let Ok(r) = r {
-                    let _ = r.bytes().await;
-                    let _ = h.record((t0.elapsed().as_micros() as u64).max(1));
+                let answer = match client.get(url).header("x-api-key", &keys[tenant]).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        r.bytes().await.ok().map(|body| (status, body))
+                    }
+                    Err(_) => None,
+                };
+                let us = (t0.elapsed().as_micros() as u64).max(1);
+                match answer {
+                    Some((200, body)) if list => {
+                        let page: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        match page["invoices"].as_array() {
+                            Some(rows) => {
+                                stats.lists += 1;
+                                stats.list_rows += rows.len() as u64;
+                                if timed {
+                                    let _ = stats.list_us.record(us);
+                                }
+                            }
+                            None => stats.errors += 1,
+                        }
+                    }
+                    Some((200, _)) => {
+                        stats.found += 1;
+                        if timed {
+                            let _ = stats.lookup_us.record(us);
+                        }
+                    }
+                    Some((404, _)) if !list => stats.not_found += 1,
+                    _ => stats.errors += 1,
                 }
             }
-            Ok::<_, anyhow::Error>(h)
+            Ok::<_, anyhow::Error>(stats)
         }));
     }
-    let mut total = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut total = QueryStats::new()?;
     for w in workers {
         total.add(w.await??)?;
     }

@@ -134,6 +134,30 @@ fn a_pipeline_given_by_address_is_measured_on_its_own_runs_counts() {
 }
 
 #[test]
+fn a_query_run_times_point_lookups_and_list_pages_under_the_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let query = ["query", "--duration", "2s", "--rate", "400", "--batch", "40", "--tenants", "3"];
+    let (status, r) = run(dir.path(), &[&query[..], &["--query-concurrency", "2", "--list-pct", "20", "--list-limit", "5"]].concat());
+    assert!(status.success(), "{r}");
+    assert_eq!((&r["scenario"], &r["lost"]), (&Value::from("query"), &Value::from(0)), "{r}");
+    assert_outcomes_add_up(&r);
+    let q = &r["details"]["query"];
+    let n = |k: &str| q[k].as_u64().unwrap_or_else(|| panic!("query.{k} in {r}"));
+    assert_eq!(n("errors"), 0, "{r}");
+    // One request in five a list, the rest lookups of invoices the run had accepted: most
+    // found (a 404 is an invoice accepted but not applied yet).
+    let requests = n("lists") + n("lookups_found") + n("lookups_not_found");
+    let share = n("lists") as f64 / requests as f64;
+    assert!(requests > 100 && (0.1..0.3).contains(&share), "{r}");
+    assert!(n("lookups_found") > 10 * n("lookups_not_found"), "{r}");
+    // Pages of at most five invoices, and not all empty.
+    assert!(n("list_rows") > 0 && n("list_rows") <= 5 * n("lists"), "{r}");
+    // No warm-up: every answer with 200 timed, in its own histogram.
+    assert_eq!(r["latency_ms"]["query"]["count"].as_u64(), Some(n("lookups_found")), "{r}");
+    assert_eq!(r["latency_ms"]["query_list"]["count"].as_u64(), Some(n("lists")), "{r}");
+}
+
+#[test]
 fn max_ramps_until_a_step_fails_then_narrows_the_gap() {
     // One command per request, one request at a time: the driver itself caps the rate (a few
     // hundred to a few thousand a second), so some step of the ramp fails on any machine.
