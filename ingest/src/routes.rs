@@ -335,37 +335,97 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
     Ok(resp)
 }
 
-fn invoice_json(inv: &Invoice) -> Value {
-    json!({
-        "invoice_id": inv.invoice_id,
-        "customer_id": inv.customer_id,
-        "currency": inv.currency,
-        "status": inv.status.as_str(),
-        "issue_date": inv.issue_date.to_string(),
-        "due_date": inv.due_date.to_string(),
-        "lines": inv.lines.iter().map(|l| json!({
-            "description": l.description,
-            "quantity": l.quantity,
-            "unit_price": l.unit_price,
-            "tax_rate": l.tax_rate,
-            "net": l.net,
-            "tax": l.tax,
-        })).collect::<Vec<_>>(),
-        "subtotal": inv.subtotal,
-        "tax": inv.tax,
-        "total": inv.total,
-        "amount_paid": inv.amount_paid,
-        "balance_due": inv.balance_due(),
-        "payments": inv.payments.iter().map(|p| json!({
-            "payment_id": p.payment_id,
-            "amount": p.amount,
-            "method": p.method,
-            "external_reference": p.external_reference,
-            "received_on": p.received_on.to_string(),
-        })).collect::<Vec<_>>(),
-        "metadata": inv.metadata,
-        "void_reason": inv.void_reason,
-    })
+/// An invoice as the API shows it, serialized straight from the stored one. Built as a
+/// `serde_json::Value` it was the largest cost of a list page: a map node and a string per
+/// field, sorted into a `BTreeMap`, then written out (`perf record` of the gateway under
+/// `billstream-load query --list-pct 100`). The fields are in the order the map wrote them,
+/// alphabetical, so the bytes are as before.
+#[derive(Serialize)]
+struct InvoiceView<'a> {
+    amount_paid: Decimal,
+    balance_due: Decimal,
+    currency: billstream_schemas::Currency,
+    customer_id: &'a str,
+    #[serde(serialize_with = "as_text")]
+    due_date: Date,
+    invoice_id: &'a str,
+    #[serde(serialize_with = "as_text")]
+    issue_date: Date,
+    #[serde(serialize_with = "lines_view")]
+    lines: &'a [billstream_processors::domain::InvoiceLine],
+    metadata: &'a BTreeMap<String, String>,
+    #[serde(serialize_with = "payments_view")]
+    payments: &'a [billstream_processors::domain::Payment],
+    status: &'static str,
+    subtotal: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    void_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LineView<'a> {
+    description: &'a str,
+    net: Decimal,
+    quantity: Decimal,
+    tax: Decimal,
+    tax_rate: Decimal,
+    unit_price: Decimal,
+}
+
+#[derive(Serialize)]
+struct PaymentView<'a> {
+    amount: Decimal,
+    external_reference: Option<&'a str>,
+    method: &'a str,
+    payment_id: &'a str,
+    #[serde(serialize_with = "as_text")]
+    received_on: Date,
+}
+
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn lines_view<S: serde::Serializer>(lines: &&[billstream_processors::domain::InvoiceLine], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(lines.iter().map(|l| LineView {
+        description: &l.description,
+        net: l.net,
+        quantity: l.quantity,
+        tax: l.tax,
+        tax_rate: l.tax_rate,
+        unit_price: l.unit_price,
+    }))
+}
+
+fn payments_view<S: serde::Serializer>(payments: &&[billstream_processors::domain::Payment], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(payments.iter().map(|p| PaymentView {
+        amount: p.amount,
+        external_reference: p.external_reference.as_deref(),
+        method: &p.method,
+        payment_id: &p.payment_id,
+        received_on: p.received_on,
+    }))
+}
+
+fn invoice_view(inv: &Invoice) -> InvoiceView<'_> {
+    InvoiceView {
+        amount_paid: inv.amount_paid,
+        balance_due: inv.balance_due(),
+        currency: inv.currency,
+        customer_id: &inv.customer_id,
+        due_date: inv.due_date,
+        invoice_id: &inv.invoice_id,
+        issue_date: inv.issue_date,
+        lines: &inv.lines,
+        metadata: &inv.metadata,
+        payments: &inv.payments,
+        status: inv.status.as_str(),
+        subtotal: inv.subtotal,
+        tax: inv.tax,
+        total: inv.total,
+        void_reason: inv.void_reason.as_deref(),
+    }
 }
 
 /// `GET /v1/invoices/{id}`.
@@ -373,7 +433,7 @@ pub async fn get_invoice(State(gw): Gw, Path(id): Path<String>, headers: HeaderM
     let t = tenant(&gw, &headers).await?;
     request::check_invoice_id("id", &id)?;
     match gw.store.get_invoice(&t.tenant_id, &id).await? {
-        Some(inv) => Ok(Json(invoice_json(&inv)).into_response()),
+        Some(inv) => Ok(Json(invoice_view(&inv)).into_response()),
         None => Err(ApiError::not_found("invoice_not_found", format!("no invoice {id:?} (it may not be applied yet)"))),
     }
 }
@@ -402,11 +462,12 @@ pub async fn list_invoices(State(gw): Gw, Query(q): Query<ListParams>, headers: 
         return Err(ApiError::invalid("limit", format!("limit must be 1 to {}", gw.config.max_page_size)));
     }
     let page = gw.store.list_invoices(&t.tenant_id, status, q.page_token.as_deref(), limit).await?;
-    Ok(Json(json!({
-        "invoices": page.invoices.iter().map(invoice_json).collect::<Vec<_>>(),
-        "next_page_token": page.next_page_token,
-    }))
-    .into_response())
+    #[derive(Serialize)]
+    struct Page<'a> {
+        invoices: Vec<InvoiceView<'a>>,
+        next_page_token: Option<String>,
+    }
+    Ok(Json(Page { invoices: page.invoices.iter().map(invoice_view).collect(), next_page_token: page.next_page_token }).into_response())
 }
 
 /// Query of `GET /v1/summary`.
@@ -489,4 +550,56 @@ pub async fn openapi() -> Response {
 /// Any other path.
 pub async fn not_found() -> Response {
     ApiError::not_found("not_found", "no such endpoint; see /openapi.json").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use billstream_processors::domain::{InvoiceLine, Payment};
+
+    fn invoice() -> Invoice {
+        let d = |s: &str| s.parse::<Decimal>().expect("decimal");
+        let date = |s: &str| s.parse::<Date>().expect("date");
+        Invoice {
+            tenant_id: "t_1".into(),
+            invoice_id: "inv-\"7\"".into(),
+            customer_id: "cust-1".into(),
+            currency: "EUR".parse().expect("currency"),
+            issue_date: date("2026-01-31"),
+            due_date: date("2026-03-02"),
+            status: InvoiceStatus::Open,
+            lines: vec![
+                InvoiceLine { description: "hours\nof work".into(), quantity: d("1.5"), unit_price: d("80.00"), tax_rate: d("19"), net: d("120.00"), tax: d("22.80") },
+                InvoiceLine { description: "travel".into(), quantity: d("1"), unit_price: d("0.10"), tax_rate: d("0"), net: d("0.10"), tax: d("0.00") },
+            ]
+            .into(),
+            subtotal: d("120.10"),
+            tax: d("22.80"),
+            total: d("142.90"),
+            amount_paid: d("42.90"),
+            payments: vec![Payment {
+                payment_id: "p-1".into(),
+                command_id: "c-1".into(),
+                amount: d("42.90"),
+                method: "card".into(),
+                external_reference: None,
+                received_on: date("2026-02-10"),
+            }],
+            metadata: [("po".to_string(), "4711".to_string()), ("a".to_string(), "é".to_string())].into(),
+            void_reason: None,
+            updated_at_ms: 5,
+            created_by: "c-0".into(),
+        }
+    }
+
+    #[test]
+    fn an_invoice_renders_every_field_in_the_apis_form() {
+        // Every field, nulls included, with JSON escapes, decimals as strings with their
+        // scale, in the order earlier builds wrote them (a client may have compared bytes).
+        let json = serde_json::to_string(&invoice_view(&invoice())).expect("json");
+        assert_eq!(
+            json,
+            r#"{"amount_paid":"42.90","balance_due":"100.00","currency":"EUR","customer_id":"cust-1","due_date":"2026-03-02","invoice_id":"inv-\"7\"","issue_date":"2026-01-31","lines":[{"description":"hours\nof work","net":"120.00","quantity":"1.5","tax":"22.80","tax_rate":"19","unit_price":"80.00"},{"description":"travel","net":"0.10","quantity":"1","tax":"0.00","tax_rate":"0","unit_price":"0.10"}],"metadata":{"a":"é","po":"4711"},"payments":[{"amount":"42.90","external_reference":null,"method":"card","payment_id":"p-1","received_on":"2026-02-10"}],"status":"open","subtotal":"120.10","tax":"22.80","total":"142.90","void_reason":null}"#
+        );
+    }
 }
