@@ -112,6 +112,12 @@ impl Report {
                 None => out.push_str(&format!("max sustained/s     {m:.0}\n")),
             }
         }
+        let q = &self.details["query"];
+        if let (Some(found), Some(missing), Some(lists), Some(errors)) =
+            (q["lookups_found"].as_u64(), q["lookups_not_found"].as_u64(), q["lists"].as_u64(), q["errors"].as_u64())
+        {
+            out.push_str(&format!("reads               {found} found, {missing} not found (yet), {lists} list pages, {errors} errors\n"));
+        }
         if let Some(obj) = self.latency_ms.as_object() {
             out.push_str("latency ms          p50      p90      p99      p99.9    max\n");
             for (name, l) in obj {
