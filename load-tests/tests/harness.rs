@@ -71,6 +71,20 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
 }
 
 #[test]
+fn the_single_command_and_kafka_drivers_apply_everything_too() {
+    // The same tiny run through one request per command, and as Avro straight to the topic.
+    for driver in ["http-single", "kafka"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (status, r) = harness(dir.path(), &["--driver", driver]);
+        assert!(status.success(), "{driver}: {r}");
+        assert_eq!(r["lost"], 0, "{driver}: {r}");
+        assert!(r["details"]["accepted_commands"].as_u64() > Some(300), "{driver}: {r}");
+        assert_outcomes_add_up(&r);
+        assert_eq!(r["details"]["unmatched_events"], 0, "{driver}: {r}");
+    }
+}
+
+#[test]
 fn the_loss_check_fails_a_run_whose_commands_are_never_seen() {
     // Watching a topic where outcomes never appear: every accepted command counts as lost.
     let dir = tempfile::tempdir().expect("tempdir");
