@@ -128,9 +128,10 @@ struct Cli {
     /// (by status in turn); the rest are point lookups by id.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=100))]
     list_pct: u64,
-    /// query: invoices per list page (the API's default page size is 50).
-    #[arg(long, default_value_t = 50)]
-    list_limit: usize,
+    /// query: invoices per list page, 1 to 500 (the API's default page size is 50, its
+    /// largest 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+    list_limit: u16,
     /// Pause sending while more accepted commands than this are unresolved (0: never). The
     /// gateway holds back by itself; the kafka driver needs this with the embedded broker,
     /// which drops what a lagging processor has not read.
@@ -223,7 +224,7 @@ fn main() -> Result<()> {
         min_applied: cli.min_applied,
         query_concurrency: cli.query_concurrency,
         list_pct: cli.list_pct,
-        list_limit: cli.list_limit,
+        list_limit: usize::from(cli.list_limit),
         max_backlog: cli.max_backlog,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
