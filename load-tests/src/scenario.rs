@@ -316,10 +316,15 @@ pub async fn run(opts: Options) -> Result<Report> {
         });
     }
 
-    // What the processors had counted before the preload: a pipeline given by `--url` may hold
-    // earlier runs' messages, which the wait below for the preload's must not count as its.
-    let outcomes_at_start = if opts.preload.is_zero() { None } else { processor_outcomes(&target.base).await };
-    let (preloaded_invoices, preloaded_items) = if opts.preload.is_zero() { (0, 0) } else { preload(&target, &opts).await? };
+    // The processors' count the run's "before" must reach: what they had counted before the
+    // preload (a pipeline given by `--url` may hold earlier runs' messages) plus the preload's.
+    let (preloaded_invoices, counted_after_preload) = if opts.preload.is_zero() {
+        (0, 0)
+    } else {
+        let before = processor_outcomes(&target.base).await.map_or(0, |o| o.iter().sum::<u64>());
+        let (invoices, items) = preload(&target, &opts).await?;
+        (invoices, before + items)
+    };
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let watcher = Watcher::start(&target.bootstrap, &opts.events_topic, ledger.clone())?;
@@ -327,12 +332,11 @@ pub async fn run(opts: Options) -> Result<Report> {
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
     let (own_before, broker_before) = (target::proc_stats(std::process::id()), target.broker_cpu_s());
-    // At least the preload's messages on top of those before it: its events were all seen,
-    // but the processors count a batch once committed, and the committer may still be a few
-    // batches behind its events (a commit slower than the 200 ms between two scrapes once let
-    // the preload's last ~5,800 messages count in the run's outcomes).
-    let counted_before_preload = outcomes_at_start.map_or(0, |o| o.iter().sum::<u64>());
-    let outcomes_before = settled_outcomes(&target.base, counted_before_preload + preloaded_items).await;
+    // The preload's events were all seen, but the processors count a batch once committed, and
+    // the committer may still be a few batches behind its events (a commit slower than the
+    // 200 ms between two scrapes once let the preload's last ~5,800 messages count in the
+    // run's outcomes).
+    let outcomes_before = settled_outcomes(&target.base, counted_after_preload).await;
     let started = Instant::now();
     let latency_from_ms = crate::observe::now_ms() + opts.warmup.as_millis() as i64;
     watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
