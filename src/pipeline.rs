@@ -10,7 +10,7 @@ use billstream_ingest::producer::CommandProducer;
 use billstream_ingest::server::Backlog;
 use billstream_ingest::{Gateway, GatewayConfig};
 use billstream_processors::consumer::{self, ProcessorConfig, ProcessorDeps, ProcessorHandle};
-use billstream_processors::metrics::ProcessorMetrics;
+use billstream_processors::metrics::{ProcessorMetrics, StoreMetrics};
 use billstream_processors::outcome::OutcomeHub;
 use billstream_processors::store::{FjallConfig, FjallStore};
 use billstream_processors::HotStore;
@@ -73,7 +73,7 @@ impl Pipeline {
         };
         let bootstrap = broker.as_ref().map_or_else(|| config.kafka.brokers.clone(), |b| b.bootstrap().to_string());
 
-        let store: Arc<dyn HotStore> = open_store(config)?;
+        let fjall = open_store(config)?;
         let catalog = Arc::new(if config.kafka.schema_registry_url.is_empty() {
             SchemaCatalog::embedded()
         } else {
@@ -81,6 +81,8 @@ impl Pipeline {
         });
         let registry = Registry::new();
         let processor_metrics = ProcessorMetrics::new(&registry)?;
+        StoreMetrics::register(&registry, fjall.clone())?;
+        let store: Arc<dyn HotStore> = fjall;
         let hub = Arc::new(OutcomeHub::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
 

@@ -172,7 +172,13 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
 
     // Operations endpoints.
     let metrics = reqwest::get(format!("{}/metrics", a.base)).await.expect("sent").text().await.expect("text");
-    for name in ["billstream_processor_messages_total", "billstream_ingest_requests_total", "billstream_processor_batch_seconds"] {
+    for name in [
+        "billstream_processor_messages_total",
+        "billstream_ingest_requests_total",
+        "billstream_processor_batch_seconds",
+        "billstream_store_l0_tables{table=\"invoices\"}",
+        "billstream_store_memtable_bytes",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     // Consumer lag is reported once a second, per partition, by a thread of its own.

@@ -7,6 +7,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -332,6 +333,70 @@ pub fn processor_counter(metrics: &str, outcome: &str) -> u64 {
     metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// The hot store's state over a run, from the pipeline's `/metrics` (the `billstream_store_*`
+/// gauges), sampled about once a second: what a report needs to tell a run slowed by the
+/// store from one that was not.
+#[derive(Debug, Default)]
+pub struct StoreSamples {
+    /// Scrapes that held the store's gauges.
+    pub samples: u64,
+    /// The most level-0 tables each table had at once.
+    pub l0_tables_max: BTreeMap<String, u64>,
+    /// The most sealed memtables waiting for a flush at once.
+    pub flushes_queued_max: u64,
+    /// The most journal files at once.
+    pub journal_files_max: u64,
+    /// Each table's bytes on disk at the last scrape.
+    pub disk_bytes: BTreeMap<String, u64>,
+}
+
+impl StoreSamples {
+    /// Takes in one scrape of `/metrics`; `false` if it has none of the store's gauges (a
+    /// pipeline that exports none, or no pipeline at all at that address).
+    pub fn add(&mut self, metrics: &str) -> bool {
+        let mut any = false;
+        for line in metrics.lines().filter(|l| l.starts_with("billstream_store_")) {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.parse::<u64>() else { continue };
+            let (name, table) = match series.split_once("{table=\"") {
+                Some((name, rest)) => (name, rest.strip_suffix("\"}")),
+                None => (series, None),
+            };
+            any = true;
+            match (name, table) {
+                ("billstream_store_l0_tables", Some(t)) => {
+                    let max = self.l0_tables_max.entry(t.to_string()).or_insert(0);
+                    *max = (*max).max(value);
+                }
+                ("billstream_store_disk_bytes", Some(t)) => {
+                    self.disk_bytes.insert(t.to_string(), value);
+                }
+                ("billstream_store_flushes_queued", None) => self.flushes_queued_max = self.flushes_queued_max.max(value),
+                ("billstream_store_journal_files", None) => self.journal_files_max = self.journal_files_max.max(value),
+                _ => {}
+            }
+        }
+        self.samples += u64::from(any);
+        any
+    }
+
+    /// The report's `details.store`: `null` when no scrape held the store's gauges.
+    pub fn details(&self) -> serde_json::Value {
+        if self.samples == 0 {
+            return serde_json::Value::Null;
+        }
+        let mib = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
+        serde_json::json!({
+            "samples": self.samples,
+            "l0_tables_max": self.l0_tables_max,
+            "flushes_queued_max": self.flushes_queued_max,
+            "journal_files_max": self.journal_files_max,
+            "disk_mib": self.disk_bytes.iter().map(|(t, b)| (t.clone(), mib(*b))).collect::<BTreeMap<_, _>>(),
+            "disk_mib_total": mib(self.disk_bytes.values().sum()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +472,35 @@ mod tests {
         let text = "# HELP x\nbillstream_processor_messages_total{outcome=\"applied\"} 42\n";
         assert_eq!(processor_counter(text, "applied"), 42);
         assert_eq!(processor_counter(text, "rejected"), 0);
+    }
+
+    /// Maxima over the scrapes, disk sizes from the last one, nothing from other metrics.
+    #[test]
+    fn store_samples_keep_maxima_and_the_last_sizes() {
+        let scrape = |l0_inv: u64, l0_keyed: u64, disk: u64, flushes: u64| {
+            format!(
+                "# HELP billstream_store_l0_tables Disk tables in level 0\n\
+                 # TYPE billstream_store_l0_tables gauge\n\
+                 billstream_store_l0_tables{{table=\"invoices\"}} {l0_inv}\n\
+                 billstream_store_l0_tables{{table=\"commands_keyed\"}} {l0_keyed}\n\
+                 billstream_store_disk_bytes{{table=\"invoices\"}} {disk}\n\
+                 billstream_store_flushes_queued {flushes}\n\
+                 billstream_store_journal_files 3\n\
+                 billstream_processor_messages_total{{outcome=\"applied\"}} 99\n"
+            )
+        };
+        let mut s = StoreSamples::default();
+        assert_eq!(s.details(), serde_json::Value::Null);
+        assert!(!s.add("billstream_processor_batches_total 4\n"), "no store gauges in this scrape");
+        assert!(s.add(&scrape(7, 2, 3 << 20, 1)));
+        assert!(s.add(&scrape(3, 9, 5 << 20, 0)));
+        let d = s.details();
+        assert_eq!(d["samples"], 2);
+        assert_eq!(d["l0_tables_max"]["invoices"], 7);
+        assert_eq!(d["l0_tables_max"]["commands_keyed"], 9);
+        assert_eq!(d["flushes_queued_max"], 1);
+        assert_eq!(d["journal_files_max"], 3);
+        assert_eq!(d["disk_mib"]["invoices"], 5.0);
+        assert_eq!(d["disk_mib_total"], 5.0);
     }
 }

@@ -98,6 +98,21 @@ impl Report {
             (None, Some(h)) => out.push_str(&format!("  and elsewhere     harness {h}\n")),
             _ => {}
         }
+        // s per 1k commands is ms per command: printed as µs per command, largest first.
+        if let Some(threads) = self.details["cpu_s_per_1k_by_thread"].as_object() {
+            let mut t: Vec<(&String, f64)> = threads.iter().filter_map(|(n, v)| Some((n, v.as_f64()? * 1000.0))).collect();
+            t.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let list: Vec<String> = t.iter().filter(|(_, us)| *us >= 0.05).map(|(n, us)| format!("{n} {us:.1}")).collect();
+            out.push_str(&format!("  by thread, µs/cmd {}\n", list.join(", ")));
+        }
+        let store = &self.details["store"];
+        if let (Some(l0), Some(disk)) = (store["l0_tables_max"].as_object(), store["disk_mib_total"].as_f64()) {
+            let mut l0: Vec<(&String, u64)> = l0.iter().filter_map(|(n, v)| Some((n, v.as_u64()?))).filter(|(_, v)| *v > 0).collect();
+            l0.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            let list: Vec<String> = l0.iter().take(4).map(|(n, v)| format!("{n} {v}")).collect();
+            let list = if list.is_empty() { "none".to_string() } else { list.join(", ") };
+            out.push_str(&format!("store               {disk:.1} MiB on disk; most level-0 tables at once: {list}\n"));
+        }
         if let (Some(n), Some(r)) = (self.details["preloaded_invoices"].as_u64(), self.details["store_fill_ratio"].as_f64()) {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
         }

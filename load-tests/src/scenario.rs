@@ -1,7 +1,7 @@
 //! The scenarios: `steady`, `max`, `query` and `raw`, and the loss check that ends each.
 
 use crate::drive::{Driver, DriverKind, Sent, encode_items};
-use crate::observe::{Ledger, Watcher, consumer_at_end, processor_counter};
+use crate::observe::{Ledger, StoreSamples, Watcher, consumer_at_end, processor_counter};
 use crate::report::Report;
 use crate::target::{self, RAW_TOPIC, Target};
 use crate::workload::{Workload, WorkloadConfig};
@@ -10,6 +10,7 @@ use billstream_schemas::SchemaCatalog;
 use hdrhistogram::Histogram;
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -238,13 +239,29 @@ const OUTCOMES: [&str; 4] = ["applied", "rejected", "duplicate", "dlq"];
 /// processors (a remote gateway with processors elsewhere): zeros there would read as
 /// "nothing applied", and waiting for them to cover the run would only time out.
 async fn processor_outcomes(base: &str) -> Option<[u64; 4]> {
-    let response = reqwest::get(format!("{base}/metrics")).await.ok()?.error_for_status().ok()?;
-    let text = response.text().await.ok()?;
+    let text = metrics_text(base).await?;
     // A plain counter, printed from registration on (the outcome counters only once used).
     if !text.lines().any(|l| l.starts_with("billstream_processor_batches_total ")) {
         return None;
     }
     Some(OUTCOMES.map(|o| processor_counter(&text, o)))
+}
+
+/// The pipeline's `/metrics` page; `None` when it cannot be read.
+async fn metrics_text(base: &str) -> Option<String> {
+    reqwest::get(format!("{base}/metrics")).await.ok()?.error_for_status().ok()?.text().await.ok()
+}
+
+/// Samples the hot store's gauges on `/metrics` once a second into `into` until aborted.
+fn store_sampler(base: String, into: Arc<Mutex<StoreSamples>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Some(text) = metrics_text(&base).await {
+                into.lock().unwrap_or_else(|p| p.into_inner()).add(&text);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
 }
 
 /// [`processor_outcomes`] once they stop moving and count at least `at_least` messages in all
@@ -331,6 +348,7 @@ pub async fn run(opts: Options) -> Result<Report> {
     let driver = Arc::new(Driver::new(opts.driver, &target, ledger.clone())?);
     let mut workload = Workload::new(opts.workload.clone());
     let cpu_before = target.pid.and_then(target::proc_stats);
+    let threads_before = target.pid.and_then(|p| target::threads_cpu_s(&p.to_string()));
     let (own_before, broker_before) = (target::proc_stats(std::process::id()), target.broker_cpu_s());
     // The preload's events were all seen, but the processors count a batch once committed, and
     // the committer may still be a few batches behind its events (a commit slower than the
@@ -342,6 +360,8 @@ pub async fn run(opts: Options) -> Result<Report> {
     watcher.seen.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
     driver.sent.lock().unwrap_or_else(|p| p.into_inner()).latency_from_ms = latency_from_ms;
     let ticker = ticker(started, Duration::from_secs(1), &driver);
+    let store = Arc::new(Mutex::new(StoreSamples::default()));
+    let sampler = store_sampler(target.base.clone(), store.clone());
 
     let mut max_sustained = None;
     // `max`: every step, as run.
@@ -444,6 +464,12 @@ pub async fn run(opts: Options) -> Result<Report> {
     let (last_resolution, lost) = settle(&ledger, opts.settle_timeout).await;
     ticker.abort();
     let cpu_after = target.pid.and_then(target::proc_stats);
+    let threads_after = target.pid.and_then(|p| target::threads_cpu_s(&p.to_string()));
+    sampler.abort();
+    // Once more, for the sizes the store ended with.
+    if let Some(text) = metrics_text(&target.base).await {
+        store.lock().unwrap_or_else(|p| p.into_inner()).add(&text);
+    }
     let (own_after, broker_after) = (target::proc_stats(std::process::id()), target.broker_cpu_s());
     // Messages, not distinct commands: a retry is a message of its own, counted a duplicate.
     let accepted_items = driver.sent.lock().unwrap_or_else(|p| p.into_inner()).accepted_items;
@@ -474,6 +500,24 @@ pub async fn run(opts: Options) -> Result<Report> {
         own_before.map(|c| c.0 - broker_before.unwrap_or(0.0)),
         own_after.map(|c| c.0 - broker_after.unwrap_or(0.0)),
     );
+    // The pipeline's CPU split by thread name: what each part of it cost per command.
+    let by_thread = match (threads_before, threads_after, cpu_before, cpu_after) {
+        (Some(before), Some(after), Some((process_before, _)), Some((process_after, _))) => {
+            let mut out = BTreeMap::new();
+            let mut live = 0.0;
+            for (name, a) in &after {
+                let used = a - before.get(name).copied().unwrap_or(0.0);
+                live += used;
+                out.insert(name.clone(), per_1k(Some(0.0), Some(used)));
+            }
+            // Threads that ended during the run are in the process's total only. The process and
+            // its threads are read a moment apart, so this is near, not exactly, what they used.
+            let ended = (process_after - process_before - live).max(0.0);
+            out.insert("(ended threads)".to_string(), per_1k(Some(0.0), Some(ended)));
+            json!(out)
+        }
+        _ => Value::Null,
+    };
     Ok(Report {
         scenario: format!("{:?}", opts.scenario).to_lowercase(),
         accepted_per_s: (s.accepted_items as f64 / drive_secs).round(),
@@ -530,6 +574,16 @@ pub async fn run(opts: Options) -> Result<Report> {
             // (null when it hosts none) and its own.
             "cpu_s_per_1k_embedded_broker": broker_cpu_s_per_1k,
             "cpu_s_per_1k_harness": harness_cpu_s_per_1k,
+            // `cpu_s_per_1k` by the pipeline's thread names (`/proc/<pid>/task/*/comm`): the
+            // committer (`billstream-comm`), the processor (`billstream-proc`), the gateway
+            // (`tokio-rt-worker`), fjall's flushes and compactions (`fjall:worker`), librdkafka
+            // (`rdk:*`) and the rest; null for a pipeline given by `--url`.
+            "cpu_s_per_1k_by_thread": by_thread,
+            // The hot store over the run, from the pipeline's `billstream_store_*` gauges
+            // sampled once a second: the most level-0 tables each table had at once (each is a
+            // filter probe for a point read of an absent key), the most memtables queued for a
+            // flush and journal files, the bytes on disk at the end; null without those gauges.
+            "store": store.lock().unwrap_or_else(|p| p.into_inner()).details(),
             // Commands seen in events that this run never had accepted: 0 in a clean run.
             "unmatched_events": unmatched_events,
             "drive_s": (drive_secs * 1000.0).round() / 1000.0,

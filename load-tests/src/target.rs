@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use billstream::broker::EmbeddedBroker;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -163,15 +164,23 @@ pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
 
 /// CPU seconds so far of this process's threads named `comm`; `None` if it has none.
 fn own_threads_cpu_s(comm: &str) -> Option<f64> {
-    let mut total = None;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+    threads_cpu_s("self")?.remove(comm)
+}
+
+/// CPU seconds so far of a process's live threads, summed by thread name (`comm`), from
+/// `/proc/<pid>/task`. `pid` is a number or `self`. Threads that ended are not there: their
+/// time is in the process's total only.
+pub fn threads_cpu_s(pid: &str) -> Option<BTreeMap<String, f64>> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
         let dir = task.path();
         // A thread that ends meanwhile is skipped.
-        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim_end() == comm)
-            && let Some(cpu) = std::fs::read_to_string(dir.join("stat")).ok().as_deref().and_then(cpu_s)
-        {
-            *total.get_or_insert(0.0) += cpu;
+        if let (Ok(comm), Some(cpu)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")).ok().as_deref().and_then(cpu_s),
+        ) {
+            *by_name.entry(comm.trim_end().to_string()).or_insert(0.0) += cpu;
         }
     }
-    total
+    Some(by_name)
 }

@@ -68,6 +68,17 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
     for key in ["cpu_s_per_1k_embedded_broker", "cpu_s_per_1k_harness"] {
         assert!(r["details"][key].as_f64().is_some_and(|v| v >= 0.0), "{key} in {r}");
     }
+    // The pipeline's CPU by thread, read from its /proc: its own threads are named there.
+    let threads = r["details"]["cpu_s_per_1k_by_thread"].as_object().unwrap_or_else(|| panic!("by thread in {r}"));
+    for name in ["billstream-comm", "billstream-proc", "tokio-rt-worker", "fjall:worker", "(ended threads)"] {
+        assert!(threads.get(name).and_then(Value::as_f64).is_some_and(|v| v >= 0.0), "{name} in {r}");
+    }
+    // The store's gauges, scraped through the run and once after it.
+    let store = &r["details"]["store"];
+    assert!(store["samples"].as_u64() >= Some(2), "{r}");
+    for table in ["invoices", "invoice_locator", "commands", "commands_keyed", "audit_log"] {
+        assert!(store["l0_tables_max"][table].is_u64() && store["disk_mib"][table].is_f64(), "{table} in {r}");
+    }
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! Every metric the processors export: names, labels and help texts in one place.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use crate::store::FjallStore;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::Arc;
 
 /// The processors' metrics, registered in a caller-provided registry.
 #[derive(Clone, Debug)]
@@ -86,5 +90,81 @@ impl ProcessorMetrics {
     /// Messages consumed so far, whatever their outcome.
     pub fn consumed(&self) -> u64 {
         ["applied", "rejected", "duplicate", "dlq"].iter().map(|o| self.messages.with_label_values(&[o]).get()).sum()
+    }
+}
+
+/// The embedded hot store's state, read from the engine whenever `/metrics` is scraped:
+///
+/// - `billstream_store_l0_tables{table}`: disk tables in level 0, flushed and not merged yet
+///   (a point read of an absent key checks each one's filter; a count that keeps growing says
+///   compaction is behind);
+/// - `billstream_store_tables{table}`, `billstream_store_blob_files{table}`,
+///   `billstream_store_disk_bytes{table}`;
+/// - `billstream_store_journal_files`, `billstream_store_memtable_bytes`,
+///   `billstream_store_flushes_queued`, `billstream_store_compactions_running`.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    store: Arc<FjallStore>,
+    l0_tables: IntGaugeVec,
+    tables: IntGaugeVec,
+    blob_files: IntGaugeVec,
+    disk_bytes: IntGaugeVec,
+    journal_files: IntGauge,
+    memtable_bytes: IntGauge,
+    flushes_queued: IntGauge,
+    compactions_running: IntGauge,
+}
+
+impl StoreMetrics {
+    /// Registers the store's metrics in `registry`.
+    pub fn register(registry: &Registry, store: Arc<FjallStore>) -> Result<(), prometheus::Error> {
+        let per_table = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["table"]);
+        let m = StoreMetrics {
+            store,
+            l0_tables: per_table("billstream_store_l0_tables", "Disk tables in level 0 (flushed, not yet merged into level 1)")?,
+            tables: per_table("billstream_store_tables", "Disk tables in all levels")?,
+            blob_files: per_table("billstream_store_blob_files", "Blob files (values stored apart from their keys)")?,
+            disk_bytes: per_table("billstream_store_disk_bytes", "Bytes on disk, blob files included")?,
+            journal_files: IntGauge::new("billstream_store_journal_files", "Journal files not yet released by a flush")?,
+            memtable_bytes: IntGauge::new("billstream_store_memtable_bytes", "Bytes in memtables, not yet flushed to disk tables")?,
+            flushes_queued: IntGauge::new("billstream_store_flushes_queued", "Sealed memtables waiting for a flush")?,
+            compactions_running: IntGauge::new("billstream_store_compactions_running", "Compactions running")?,
+        };
+        registry.register(Box::new(m))
+    }
+
+    fn gauges(&self) -> [&dyn Collector; 8] {
+        [
+            &self.l0_tables,
+            &self.tables,
+            &self.blob_files,
+            &self.disk_bytes,
+            &self.journal_files,
+            &self.memtable_bytes,
+            &self.flushes_queued,
+            &self.compactions_running,
+        ]
+    }
+}
+
+impl Collector for StoreMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauges().into_iter().flat_map(Collector::desc).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = self.store.engine_stats();
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for t in &s.tables {
+            self.l0_tables.with_label_values(&[t.name]).set(int(t.l0_tables as u64));
+            self.tables.with_label_values(&[t.name]).set(int(t.tables as u64));
+            self.blob_files.with_label_values(&[t.name]).set(int(t.blob_files as u64));
+            self.disk_bytes.with_label_values(&[t.name]).set(int(t.disk_bytes));
+        }
+        self.journal_files.set(int(s.journal_files as u64));
+        self.memtable_bytes.set(int(s.memtable_bytes));
+        self.flushes_queued.set(int(s.flushes_queued as u64));
+        self.compactions_running.set(int(s.compactions_running as u64));
+        self.gauges().into_iter().flat_map(Collector::collect).collect()
     }
 }

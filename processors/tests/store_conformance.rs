@@ -256,3 +256,51 @@ async fn fjall_finds_every_keyed_command_and_invoice_across_memtables_and_reopen
     store.flush_memtables().expect("flush");
     check(&store, 0..2000, "after the last flush").await;
 }
+
+/// `/metrics`' store gauges carry the engine's own figures: a write sits in a memtable, a
+/// flush turns it into a disk table with bytes on disk, blob files included, and a second
+/// flush over the same keys stays in level 0 (nothing to merge it with yet).
+#[tokio::test]
+async fn fjall_reports_its_tables_to_prometheus() {
+    use billstream_processors::HotStore;
+    use billstream_processors::metrics::StoreMetrics;
+    use billstream_processors::store::Mutation;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(FjallStore::open(&FjallConfig::new(dir.path())).expect("open"));
+    let registry = prometheus::Registry::new();
+    StoreMetrics::register(&registry, store.clone()).expect("register");
+    let scrape = || prometheus::TextEncoder::new().encode_to_string(&registry.gather()).expect("encode");
+    let value = |text: &str, series: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line[series.len()..].trim().parse().expect("a number")
+    };
+
+    let before = scrape();
+    assert_eq!(value(&before, r#"billstream_store_l0_tables{table="invoices"} "#), 0);
+    assert_eq!(value(&before, r#"billstream_store_disk_bytes{table="invoices"} "#), 0);
+    for table in ["invoice_locator", "commands_keyed", "audit_log", "tenants"] {
+        assert!(before.contains(&format!(r#"billstream_store_tables{{table="{table}"}} 0"#)), "{table} in\n{before}");
+    }
+
+    let large = conformance::large_invoice("t", "i-large", 2025);
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(large), bucket: 0, previous_status: None }]).await.expect("write");
+    let written = scrape();
+    assert!(value(&written, "billstream_store_memtable_bytes ") > 0, "{written}");
+    assert_eq!(value(&written, r#"billstream_store_tables{table="invoices"} "#), 0, "not flushed yet");
+
+    store.flush_memtables().expect("flush");
+    let flushed = scrape();
+    // The first table may be in level 0 or already moved down (nothing else was there).
+    assert_eq!(value(&flushed, r#"billstream_store_tables{table="invoices"} "#), 1, "{flushed}");
+    assert_eq!(value(&flushed, r#"billstream_store_blob_files{table="invoices"} "#), 1, "a large invoice goes to a blob file");
+    assert!(value(&flushed, r#"billstream_store_disk_bytes{table="invoices"} "#) > 0, "{flushed}");
+    assert!(value(&flushed, "billstream_store_journal_files ") >= 1, "{flushed}");
+    assert_eq!(value(&flushed, "billstream_store_flushes_queued "), 0, "{flushed}");
+
+    let again = conformance::large_invoice("t", "i-large", 2025);
+    store.apply(&[Mutation::PutInvoice { invoice: Arc::new(again), bucket: 0, previous_status: None }]).await.expect("write");
+    store.flush_memtables().expect("flush");
+    let overlapping = scrape();
+    assert_eq!(value(&overlapping, r#"billstream_store_tables{table="invoices"} "#), 2, "{overlapping}");
+    assert!(value(&overlapping, r#"billstream_store_l0_tables{table="invoices"} "#) >= 1, "{overlapping}");
+}

@@ -20,7 +20,7 @@ pub mod conformance;
 mod fjall;
 mod keys;
 
-pub use self::fjall::{DEFAULT_CACHE_MB, FjallConfig, FjallStore};
+pub use self::fjall::{DEFAULT_CACHE_MB, EngineStats, FjallConfig, FjallStore, TableStats};
 
 use crate::domain::{Invoice, InvoiceStatus};
 use crate::StoreError;
