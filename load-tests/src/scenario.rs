@@ -506,7 +506,9 @@ pub async fn run(opts: Options) -> Result<Report> {
             let mut out = BTreeMap::new();
             let mut live = 0.0;
             for (name, a) in &after {
-                let used = a - before.get(name).copied().unwrap_or(0.0);
+                // Below zero only if a thread of this name ended (its time before the run left
+                // the sum): what the others used is then counted with the ended threads.
+                let used = (a - before.get(name).copied().unwrap_or(0.0)).max(0.0);
                 live += used;
                 out.insert(name.clone(), per_1k(Some(0.0), Some(used)));
             }

@@ -478,7 +478,8 @@ impl FjallStore {
     }
 
     /// What the engine reports about its tables and background work, for `/metrics`. Cheap:
-    /// counters held in memory, no I/O and no lock a write takes.
+    /// counters held in memory and, per table, a shared read of its current version (as every
+    /// read takes); no I/O.
     pub fn engine_stats(&self) -> EngineStats {
         let tables = Table::ALL
             .iter()
