@@ -503,20 +503,8 @@ pub async fn run(opts: Options) -> Result<Report> {
     // The pipeline's CPU split by thread name: what each part of it cost per command.
     let by_thread = match (threads_before, threads_after, cpu_before, cpu_after) {
         (Some(before), Some(after), Some((process_before, _)), Some((process_after, _))) => {
-            let mut out = BTreeMap::new();
-            let mut live = 0.0;
-            for (name, a) in &after {
-                // Below zero only if a thread of this name ended (its time before the run left
-                // the sum): what the others used is then counted with the ended threads.
-                let used = (a - before.get(name).copied().unwrap_or(0.0)).max(0.0);
-                live += used;
-                out.insert(name.clone(), per_1k(Some(0.0), Some(used)));
-            }
-            // Threads that ended during the run are in the process's total only. The process and
-            // its threads are read a moment apart, so this is near, not exactly, what they used.
-            let ended = (process_after - process_before - live).max(0.0);
-            out.insert("(ended threads)".to_string(), per_1k(Some(0.0), Some(ended)));
-            json!(out)
+            let used = target::cpu_by_thread(&before, &after, process_after - process_before);
+            json!(used.into_iter().map(|(name, s)| (name, per_1k(Some(0.0), Some(s)))).collect::<BTreeMap<_, _>>())
         }
         _ => Value::Null,
     };

@@ -184,3 +184,17 @@ pub fn threads_cpu_s(pid: &str) -> Option<BTreeMap<String, f64>> {
     }
     Some(by_name)
 }
+
+/// CPU seconds each thread name used between two [`threads_cpu_s`] readings, and under
+/// `(ended threads)` what the process used (`process_used`, from its own stat) beyond them:
+/// threads that ended are in the process's total only. A name below zero (a thread of it
+/// ended, taking its time before the first reading out of the sum) counts zero, the rest of
+/// its threads' time going to the ended threads. The process and its threads are read a
+/// moment apart, so the split is near, not exactly, the total.
+pub fn cpu_by_thread(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, process_used: f64) -> BTreeMap<String, f64> {
+    let mut used: BTreeMap<String, f64> =
+        after.iter().map(|(name, a)| (name.clone(), (a - before.get(name).copied().unwrap_or(0.0)).max(0.0))).collect();
+    let live: f64 = used.values().sum();
+    used.insert("(ended threads)".to_string(), (process_used - live).max(0.0));
+    used
+}
