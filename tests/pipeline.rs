@@ -178,6 +178,7 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
         "billstream_processor_batch_seconds",
         "billstream_store_l0_tables{table=\"invoices\"}",
         "billstream_store_memtable_bytes",
+        "billstream_store_compacted_bytes_total{table=\"commands_keyed\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

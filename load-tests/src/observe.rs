@@ -348,6 +348,32 @@ pub struct StoreSamples {
     pub journal_files_max: u64,
     /// Each table's bytes on disk at the last scrape.
     pub disk_bytes: BTreeMap<String, u64>,
+    /// Each table's bytes written by flushes and by compactions since the store was opened,
+    /// at the first scrape that had them.
+    pub written_first: BTreeMap<String, Written>,
+    /// The same at the last scrape.
+    pub written_last: BTreeMap<String, Written>,
+}
+
+/// Bytes a table wrote, as `billstream_store_flushed_bytes_total` and
+/// `billstream_store_compacted_bytes_total` count them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// By flushes.
+    pub flushed: u64,
+    /// By compactions.
+    pub compacted: u64,
+}
+
+impl Written {
+    /// What was written between `first` and `self` (counts since the store opened; if they
+    /// went down, the pipeline restarted, and `self` is all there is since).
+    fn since(self, first: Written) -> Written {
+        if self.flushed < first.flushed || self.compacted < first.compacted {
+            return self;
+        }
+        Written { flushed: self.flushed - first.flushed, compacted: self.compacted - first.compacted }
+    }
 }
 
 impl StoreSamples {
@@ -355,6 +381,7 @@ impl StoreSamples {
     /// pipeline that exports none, or no pipeline at all at that address).
     pub fn add(&mut self, metrics: &str) -> bool {
         let mut any = false;
+        let mut written: BTreeMap<String, Written> = BTreeMap::new();
         for line in metrics.lines().filter(|l| l.starts_with("billstream_store_")) {
             let Some((series, value)) = line.rsplit_once(' ') else { continue };
             let Ok(value) = value.parse::<u64>() else { continue };
@@ -371,13 +398,29 @@ impl StoreSamples {
                 ("billstream_store_disk_bytes", Some(t)) => {
                     self.disk_bytes.insert(t.to_string(), value);
                 }
+                ("billstream_store_flushed_bytes_total", Some(t)) => written.entry(t.to_string()).or_default().flushed = value,
+                ("billstream_store_compacted_bytes_total", Some(t)) => {
+                    written.entry(t.to_string()).or_default().compacted = value;
+                }
                 ("billstream_store_flushes_queued", None) => self.flushes_queued_max = self.flushes_queued_max.max(value),
                 ("billstream_store_journal_files", None) => self.journal_files_max = self.journal_files_max.max(value),
                 _ => {}
             }
         }
+        for (table, w) in written {
+            self.written_first.entry(table.clone()).or_insert(w);
+            self.written_last.insert(table, w);
+        }
         self.samples += u64::from(any);
         any
+    }
+
+    /// Each table's bytes written between the first scrape and the last.
+    pub fn written(&self) -> BTreeMap<String, Written> {
+        self.written_last
+            .iter()
+            .map(|(t, last)| (t.clone(), last.since(self.written_first.get(t).copied().unwrap_or_default())))
+            .collect()
     }
 
     /// The report's `details.store`: `null` when no scrape held the store's gauges.
@@ -386,6 +429,12 @@ impl StoreSamples {
             return serde_json::Value::Null;
         }
         let mib = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
+        let written = self.written();
+        let total = written.values().fold(Written::default(), |a, w| Written {
+            flushed: a.flushed + w.flushed,
+            compacted: a.compacted + w.compacted,
+        });
+        let as_mib = |w: &Written| serde_json::json!({"flushed": mib(w.flushed), "compacted": mib(w.compacted)});
         serde_json::json!({
             "samples": self.samples,
             "l0_tables_max": self.l0_tables_max,
@@ -393,6 +442,8 @@ impl StoreSamples {
             "journal_files_max": self.journal_files_max,
             "disk_mib": self.disk_bytes.iter().map(|(t, b)| (t.clone(), mib(*b))).collect::<BTreeMap<_, _>>(),
             "disk_mib_total": mib(self.disk_bytes.values().sum()),
+            "written_mib": written.iter().map(|(t, w)| (t.clone(), as_mib(w))).collect::<BTreeMap<_, _>>(),
+            "written_mib_total": as_mib(&total),
         })
     }
 }
@@ -502,5 +553,40 @@ mod tests {
         assert_eq!(d["journal_files_max"], 3);
         assert_eq!(d["disk_mib"]["invoices"], 5.0);
         assert_eq!(d["disk_mib_total"], 5.0);
+        assert_eq!(d["written_mib_total"], serde_json::json!({"flushed": 0.0, "compacted": 0.0}), "no counts scraped");
+    }
+
+    /// Bytes written over the run: the last scrape's counts less the first's, per table; a
+    /// table first seen later counts from there (what it wrote before is not the run's), and
+    /// counts that went down (the pipeline restarted) count from the restart.
+    #[test]
+    fn store_samples_count_what_was_written_between_the_first_scrape_and_the_last() {
+        const MIB: u64 = 1 << 20;
+        let counts = |rows: &[(&str, u64, u64)]| {
+            rows.iter()
+                .map(|(t, f, c)| {
+                    format!(
+                        "billstream_store_flushed_bytes_total{{table=\"{t}\"}} {f}\n\
+                         billstream_store_compacted_bytes_total{{table=\"{t}\"}} {c}\n"
+                    )
+                })
+                .collect::<String>()
+        };
+        let mut s = StoreSamples::default();
+        assert!(s.add(&counts(&[("invoices", 10 * MIB, 40 * MIB), ("commands_keyed", 3 * MIB, 20 * MIB)])));
+        assert!(s.add(&counts(&[("invoices", 11 * MIB, 41 * MIB), ("commands_keyed", 4 * MIB, 22 * MIB)])));
+        assert!(s.add(&counts(&[
+            ("invoices", 14 * MIB, 52 * MIB),
+            ("commands_keyed", 5 * MIB, 28 * MIB),
+            ("audit_log", 9 * MIB, 0),
+        ])));
+        let d = s.details();
+        assert_eq!(d["written_mib"]["invoices"], serde_json::json!({"flushed": 4.0, "compacted": 12.0}));
+        assert_eq!(d["written_mib"]["commands_keyed"], serde_json::json!({"flushed": 2.0, "compacted": 8.0}));
+        assert_eq!(d["written_mib"]["audit_log"], serde_json::json!({"flushed": 0.0, "compacted": 0.0}), "seen once");
+        assert_eq!(d["written_mib_total"], serde_json::json!({"flushed": 6.0, "compacted": 20.0}));
+
+        assert!(s.add(&counts(&[("invoices", 2 * MIB, MIB)])), "a restarted pipeline");
+        assert_eq!(s.details()["written_mib"]["invoices"], serde_json::json!({"flushed": 2.0, "compacted": 1.0}));
     }
 }

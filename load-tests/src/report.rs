@@ -113,6 +113,21 @@ impl Report {
             let list = if list.is_empty() { "none".to_string() } else { list.join(", ") };
             out.push_str(&format!("store               {disk:.1} MiB on disk; most level-0 tables at once: {list}\n"));
         }
+        let mib = |w: &Value, k: &str| w[k].as_f64().unwrap_or(0.0);
+        if let Some(by_table) = store["written_mib"].as_object() {
+            let (flushed, compacted) = (mib(&store["written_mib_total"], "flushed"), mib(&store["written_mib_total"], "compacted"));
+            let all = flushed + compacted;
+            if all > 0.0 {
+                let mut t: Vec<(&String, f64)> = by_table.iter().map(|(n, w)| (n, mib(w, "flushed") + mib(w, "compacted"))).collect();
+                t.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let list: Vec<String> = t.iter().take(4).map(|(n, w)| format!("{n} {:.0} %", w / all * 100.0)).collect();
+                out.push_str(&format!(
+                    "store written       {all:.1} MiB: flushed {flushed:.1}, compacted {compacted:.1} ({:.1} per byte flushed); {}\n",
+                    compacted / flushed.max(f64::MIN_POSITIVE),
+                    list.join(", ")
+                ));
+            }
+        }
         if let (Some(n), Some(r)) = (self.details["preloaded_invoices"].as_u64(), self.details["store_fill_ratio"].as_f64()) {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
         }

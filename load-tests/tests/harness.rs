@@ -78,6 +78,10 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
     assert!(store["samples"].as_u64() >= Some(2), "{r}");
     for table in ["invoices", "invoice_locator", "commands", "commands_keyed", "audit_log"] {
         assert!(store["l0_tables_max"][table].is_u64() && store["disk_mib"][table].is_f64(), "{table} in {r}");
+        // Bytes written over the run (a tiny run may flush nothing): the counters are there.
+        for by in ["flushed", "compacted"] {
+            assert!(store["written_mib"][table][by].as_f64().is_some_and(|v| v >= 0.0), "{table} {by} in {r}");
+        }
     }
 }
 

@@ -100,6 +100,10 @@ impl ProcessorMetrics {
 ///   compaction is behind);
 /// - `billstream_store_tables{table}`, `billstream_store_blob_files{table}`,
 ///   `billstream_store_disk_bytes{table}`;
+/// - `billstream_store_flushed_bytes_total{table}` and
+///   `billstream_store_compacted_bytes_total{table}`: bytes of tables and blob files written
+///   by flushes and by compactions since the store was opened (compacted over flushed is
+///   what each byte costs again as the table grows: its write amplification less one);
 /// - `billstream_store_journal_files`, `billstream_store_memtable_bytes`,
 ///   `billstream_store_flushes_queued`, `billstream_store_compactions_running`.
 #[derive(Debug)]
@@ -109,36 +113,52 @@ pub struct StoreMetrics {
     tables: IntGaugeVec,
     blob_files: IntGaugeVec,
     disk_bytes: IntGaugeVec,
+    flushed_bytes: IntCounterVec,
+    compacted_bytes: IntCounterVec,
     journal_files: IntGauge,
     memtable_bytes: IntGauge,
     flushes_queued: IntGauge,
     compactions_running: IntGauge,
+    /// Held through a scrape: two at once would both add the same catch-up to a counter.
+    scraping: std::sync::Mutex<()>,
 }
 
 impl StoreMetrics {
     /// Registers the store's metrics in `registry`.
     pub fn register(registry: &Registry, store: Arc<FjallStore>) -> Result<(), prometheus::Error> {
         let per_table = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["table"]);
+        let written = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["table"]);
         let m = StoreMetrics {
             store,
             l0_tables: per_table("billstream_store_l0_tables", "Disk tables in level 0 (flushed, not yet merged into level 1)")?,
             tables: per_table("billstream_store_tables", "Disk tables in all levels")?,
             blob_files: per_table("billstream_store_blob_files", "Blob files (values stored apart from their keys)")?,
             disk_bytes: per_table("billstream_store_disk_bytes", "Bytes on disk, blob files included")?,
+            flushed_bytes: written(
+                "billstream_store_flushed_bytes_total",
+                "Bytes of tables and blob files written by flushes since the store was opened",
+            )?,
+            compacted_bytes: written(
+                "billstream_store_compacted_bytes_total",
+                "Bytes of tables and blob files written by compactions since the store was opened",
+            )?,
             journal_files: IntGauge::new("billstream_store_journal_files", "Journal files not yet released by a flush")?,
             memtable_bytes: IntGauge::new("billstream_store_memtable_bytes", "Bytes in memtables, not yet flushed to disk tables")?,
             flushes_queued: IntGauge::new("billstream_store_flushes_queued", "Sealed memtables waiting for a flush")?,
             compactions_running: IntGauge::new("billstream_store_compactions_running", "Compactions running")?,
+            scraping: std::sync::Mutex::new(()),
         };
         registry.register(Box::new(m))
     }
 
-    fn gauges(&self) -> [&dyn Collector; 8] {
+    fn collectors(&self) -> [&dyn Collector; 10] {
         [
             &self.l0_tables,
             &self.tables,
             &self.blob_files,
             &self.disk_bytes,
+            &self.flushed_bytes,
+            &self.compacted_bytes,
             &self.journal_files,
             &self.memtable_bytes,
             &self.flushes_queued,
@@ -149,10 +169,11 @@ impl StoreMetrics {
 
 impl Collector for StoreMetrics {
     fn desc(&self) -> Vec<&Desc> {
-        self.gauges().into_iter().flat_map(Collector::desc).collect()
+        self.collectors().into_iter().flat_map(Collector::desc).collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        let _one_at_a_time = self.scraping.lock().unwrap_or_else(|p| p.into_inner());
         let s = self.store.engine_stats();
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         for t in &s.tables {
@@ -160,11 +181,17 @@ impl Collector for StoreMetrics {
             self.tables.with_label_values(&[t.name]).set(int(t.tables as u64));
             self.blob_files.with_label_values(&[t.name]).set(int(t.blob_files as u64));
             self.disk_bytes.with_label_values(&[t.name]).set(int(t.disk_bytes));
+            // The engine's counts only grow (from the store's opening), so each counter
+            // catches up with its count.
+            for (counter, count) in [(&self.flushed_bytes, t.flushed_bytes), (&self.compacted_bytes, t.compacted_bytes)] {
+                let c = counter.with_label_values(&[t.name]);
+                c.inc_by(count.saturating_sub(c.get()));
+            }
         }
         self.journal_files.set(int(s.journal_files as u64));
         self.memtable_bytes.set(int(s.memtable_bytes));
         self.flushes_queued.set(int(s.flushes_queued as u64));
         self.compactions_running.set(int(s.compactions_running as u64));
-        self.gauges().into_iter().flat_map(Collector::collect).collect()
+        self.collectors().into_iter().flat_map(Collector::collect).collect()
     }
 }

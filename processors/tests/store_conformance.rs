@@ -259,7 +259,8 @@ async fn fjall_finds_every_keyed_command_and_invoice_across_memtables_and_reopen
 
 /// `/metrics`' store gauges carry the engine's own figures: a write sits in a memtable, a
 /// flush turns it into a disk table with bytes on disk, blob files included, and a second
-/// flush over the same keys stays in level 0 (nothing to merge it with yet).
+/// flush over the same keys stays in level 0 (nothing to merge it with yet). The bytes written
+/// count each flush's output once and compaction's apart.
 #[tokio::test]
 async fn fjall_reports_its_tables_to_prometheus() {
     use billstream_processors::HotStore;
@@ -296,6 +297,11 @@ async fn fjall_reports_its_tables_to_prometheus() {
     assert!(value(&flushed, r#"billstream_store_disk_bytes{table="invoices"} "#) > 0, "{flushed}");
     assert!(value(&flushed, "billstream_store_journal_files ") >= 1, "{flushed}");
     assert_eq!(value(&flushed, "billstream_store_flushes_queued "), 0, "{flushed}");
+    // Nothing compacted or deleted yet: what the flush wrote is what is on disk.
+    let first_flush = value(&flushed, r#"billstream_store_flushed_bytes_total{table="invoices"} "#);
+    assert_eq!(first_flush, value(&flushed, r#"billstream_store_disk_bytes{table="invoices"} "#), "{flushed}");
+    assert_eq!(value(&flushed, r#"billstream_store_compacted_bytes_total{table="invoices"} "#), 0, "{flushed}");
+    assert_eq!(value(&flushed, r#"billstream_store_flushed_bytes_total{table="audit_log"} "#), 0, "no rows, no table");
 
     let again = conformance::large_invoice("t", "i-large", 2025);
     store.apply(&[Mutation::PutInvoice { invoice: Arc::new(again), bucket: 0, previous_status: None }]).await.expect("write");
@@ -303,4 +309,17 @@ async fn fjall_reports_its_tables_to_prometheus() {
     let overlapping = scrape();
     assert_eq!(value(&overlapping, r#"billstream_store_tables{table="invoices"} "#), 2, "{overlapping}");
     assert!(value(&overlapping, r#"billstream_store_l0_tables{table="invoices"} "#) >= 1, "{overlapping}");
+    let both_flushes = value(&overlapping, r#"billstream_store_flushed_bytes_total{table="invoices"} "#);
+    assert_eq!(both_flushes, value(&overlapping, r#"billstream_store_disk_bytes{table="invoices"} "#), "{overlapping}");
+    assert!(both_flushes > first_flush, "{overlapping}");
+    assert_eq!(value(&overlapping, r#"billstream_store_compacted_bytes_total{table="invoices"} "#), 0, "{overlapping}");
+
+    // Merging the two tables writes one (the newer invoice's key; its blob file stays): counted
+    // as compaction, not as a flush, and no more than what is on disk afterwards.
+    store.compact_tables().expect("compact");
+    let compacted = scrape();
+    assert_eq!(value(&compacted, r#"billstream_store_tables{table="invoices"} "#), 1, "{compacted}");
+    assert_eq!(value(&compacted, r#"billstream_store_flushed_bytes_total{table="invoices"} "#), both_flushes, "{compacted}");
+    let merged = value(&compacted, r#"billstream_store_compacted_bytes_total{table="invoices"} "#);
+    assert!(merged > 0 && merged <= value(&compacted, r#"billstream_store_disk_bytes{table="invoices"} "#), "{compacted}");
 }

@@ -106,6 +106,11 @@ pub struct TableStats {
     pub blob_files: usize,
     /// Bytes on disk, blob files included.
     pub disk_bytes: u64,
+    /// Bytes of tables and blob files its flushes wrote since the store was opened.
+    pub flushed_bytes: u64,
+    /// Bytes of tables and blob files its compactions wrote since the store was opened. Over
+    /// `flushed_bytes`, what each byte written costs again as the table grows.
+    pub compacted_bytes: u64,
 }
 
 fn engine(e: fjall::Error) -> StoreError {
@@ -485,12 +490,17 @@ impl FjallStore {
             .iter()
             .map(|&t| (t.name(), self.keyspace(t)))
             .chain([("tenants", &self.tenants), ("api_keys", &self.api_keys), ("meta", &self.meta)])
-            .map(|(name, ks)| TableStats {
-                name,
-                l0_tables: ks.l0_table_count(),
-                tables: ks.table_count(),
-                blob_files: ks.blob_file_count(),
-                disk_bytes: ks.disk_space(),
+            .map(|(name, ks)| {
+                let (flushed_bytes, compacted_bytes) = ks.written_bytes();
+                TableStats {
+                    name,
+                    l0_tables: ks.l0_table_count(),
+                    tables: ks.table_count(),
+                    blob_files: ks.blob_file_count(),
+                    disk_bytes: ks.disk_space(),
+                    flushed_bytes,
+                    compacted_bytes,
+                }
             })
             .collect();
         EngineStats {
@@ -508,6 +518,16 @@ impl FjallStore {
     pub fn flush_memtables(&self) -> Result<(), StoreError> {
         for table in Table::ALL {
             self.keyspace(table).rotate_memtable_and_wait().map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    /// Merges each table's disk tables into one (fjall's major compaction) and waits for it.
+    /// For tests of what compaction reports.
+    #[doc(hidden)]
+    pub fn compact_tables(&self) -> Result<(), StoreError> {
+        for table in Table::ALL {
+            self.keyspace(table).major_compact().map_err(engine)?;
         }
         Ok(())
     }

@@ -209,6 +209,16 @@ impl Keyspace {
         }
     }
 
+    /// billstream patch: bytes of tables and blob files this keyspace wrote since it was
+    /// opened, as (by flushes, by compactions); see lsm-tree's `Tree::written_bytes`.
+    #[must_use]
+    pub fn written_bytes(&self) -> (u64, u64) {
+        match &self.tree {
+            AnyTree::Standard(t) => t.written_bytes(),
+            AnyTree::Blob(b) => b.index.written_bytes(),
+        }
+    }
+
     #[doc(hidden)]
     #[must_use]
     pub fn id(&self) -> InternalKeyspaceId {

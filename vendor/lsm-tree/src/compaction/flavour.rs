@@ -143,6 +143,8 @@ impl Sealed {
             mut blob_files_to_drop,
         } = self;
         created_blob_files.extend(extra_blob_files);
+        // billstream patch: what this compaction wrote, counted once it is installed.
+        let written = crate::config::WrittenBytes::size(&created_tables, &created_blob_files);
 
         crate::version::upgrade_version_outside_lock(
             &opts.version_history,
@@ -175,6 +177,10 @@ impl Sealed {
             &opts.visible_seqno,
             opts.mvcc_gc_watermark,
         )?;
+        opts.config
+            .written
+            .compacted
+            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
 
         // NOTE: If the application were to crash >here< it's fine
         // The tables/blob files are not referenced anymore, and will be

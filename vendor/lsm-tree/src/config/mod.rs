@@ -242,6 +242,33 @@ pub struct Config {
     /// billstream patch: whether new tables get cache-line-blocked filters (see
     /// [`crate::Tree::set_blocked_filters`]). Not persisted; off until the owner says so.
     pub(crate) blocked_filters: std::sync::atomic::AtomicBool,
+
+    /// billstream patch: bytes of tables and blob files this tree wrote since it was opened
+    /// (see [`crate::Tree::written_bytes`]).
+    pub(crate) written: WrittenBytes,
+}
+
+/// billstream patch: bytes a tree wrote to disk since it was opened, by what wrote them: a
+/// flush (or an ingestion) and compactions. Counted once the output is part of the tree;
+/// moving a table to another level writes nothing and counts nothing.
+#[derive(Debug, Default)]
+pub(crate) struct WrittenBytes {
+    pub(crate) flushed: std::sync::atomic::AtomicU64,
+    pub(crate) compacted: std::sync::atomic::AtomicU64,
+}
+
+impl WrittenBytes {
+    /// The on-disk size of `tables` and `blob_files`.
+    pub(crate) fn size<'a>(
+        tables: impl IntoIterator<Item = &'a crate::Table>,
+        blob_files: impl IntoIterator<Item = &'a crate::vlog::BlobFile>,
+    ) -> u64 {
+        tables.into_iter().map(crate::Table::file_size).sum::<u64>()
+            + blob_files
+                .into_iter()
+                .map(|b| b.0.meta.total_compressed_bytes)
+                .sum::<u64>()
+    }
 }
 
 impl Config {
@@ -313,6 +340,8 @@ impl Default for Config {
             kv_separation_opts: None,
 
             blocked_filters: std::sync::atomic::AtomicBool::new(false),
+
+            written: WrittenBytes::default(),
         }
     }
 }

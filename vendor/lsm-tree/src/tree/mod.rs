@@ -494,7 +494,14 @@ impl AbstractTree for Tree {
             &self.config.visible_seqno,
             gc_watermark,
         )
-        .inspect_err(|e| log::warn!("Registering tables failed: {e:?}"))
+        .inspect_err(|e| log::warn!("Registering tables failed: {e:?}"))?;
+
+        // billstream patch: counted once they are part of the tree.
+        self.config.written.flushed.fetch_add(
+            crate::config::WrittenBytes::size(tables, blob_files.unwrap_or_default()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     fn clear_active_memtable(&self) {
@@ -682,6 +689,18 @@ impl AbstractTree for Tree {
 }
 
 impl Tree {
+    /// billstream patch: bytes of tables and blob files this tree wrote since it was opened,
+    /// as (by flushes and ingestions, by compactions). Their sum over what the flushes wrote
+    /// is the tree's write amplification.
+    #[must_use]
+    pub fn written_bytes(&self) -> (u64, u64) {
+        let w = &self.config.written;
+        (
+            w.flushed.load(std::sync::atomic::Ordering::Relaxed),
+            w.compacted.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// billstream patch: tables this tree writes from now on (flushes, compactions,
     /// ingestion) carry cache-line-blocked bloom filters instead of standard ones, with the
     /// same bits per key (`table::filter::blocked`). Tables read either kind. Not persisted:
