@@ -127,6 +127,14 @@ impl Report {
                     list.join(", ")
                 ));
             }
+            let open = &store["written_mib_since_open_total"];
+            let (flushed, compacted) = (mib(open, "flushed"), mib(open, "compacted"));
+            if flushed > 0.0 {
+                out.push_str(&format!(
+                    "  since store open  flushed {flushed:.1} MiB, compacted {compacted:.1} ({:.1} per byte flushed)\n",
+                    compacted / flushed
+                ));
+            }
         }
         if let (Some(n), Some(r)) = (self.details["preloaded_invoices"].as_u64(), self.details["store_fill_ratio"].as_f64()) {
             out.push_str(&format!("store before run    {n} invoices, {r:.1}x what the run added\n"));
