@@ -366,6 +366,14 @@ pub struct Written {
 }
 
 impl Written {
+    /// The sum of `all`.
+    fn sum<'a>(all: impl IntoIterator<Item = &'a Written>) -> Written {
+        all.into_iter().fold(Written::default(), |a, w| Written {
+            flushed: a.flushed + w.flushed,
+            compacted: a.compacted + w.compacted,
+        })
+    }
+
     /// What was written between `first` and `self` (counts since the store opened; if they
     /// went down, the pipeline restarted, and `self` is all there is since).
     fn since(self, first: Written) -> Written {
@@ -430,15 +438,7 @@ impl StoreSamples {
         }
         let mib = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
         let written = self.written();
-        let total = written.values().fold(Written::default(), |a, w| Written {
-            flushed: a.flushed + w.flushed,
-            compacted: a.compacted + w.compacted,
-        });
         let as_mib = |w: &Written| serde_json::json!({"flushed": mib(w.flushed), "compacted": mib(w.compacted)});
-        let since_open = self.written_last.values().fold(Written::default(), |a, w| Written {
-            flushed: a.flushed + w.flushed,
-            compacted: a.compacted + w.compacted,
-        });
         serde_json::json!({
             "samples": self.samples,
             "l0_tables_max": self.l0_tables_max,
@@ -447,11 +447,11 @@ impl StoreSamples {
             "disk_mib": self.disk_bytes.iter().map(|(t, b)| (t.clone(), mib(*b))).collect::<BTreeMap<_, _>>(),
             "disk_mib_total": mib(self.disk_bytes.values().sum()),
             "written_mib": written.iter().map(|(t, w)| (t.clone(), as_mib(w))).collect::<BTreeMap<_, _>>(),
-            "written_mib_total": as_mib(&total),
+            "written_mib_total": as_mib(&Written::sum(written.values())),
             // A run's minute catches a table's big merges or misses them; since the store
             // opened (a preload included, when it ran in the same pipeline) they even out.
             "written_mib_since_open": self.written_last.iter().map(|(t, w)| (t.clone(), as_mib(w))).collect::<BTreeMap<_, _>>(),
-            "written_mib_since_open_total": as_mib(&since_open),
+            "written_mib_since_open_total": as_mib(&Written::sum(self.written_last.values())),
         })
     }
 }

@@ -314,8 +314,8 @@ async fn fjall_reports_its_tables_to_prometheus() {
     assert!(both_flushes > first_flush, "{overlapping}");
     assert_eq!(value(&overlapping, r#"billstream_store_compacted_bytes_total{table="invoices"} "#), 0, "{overlapping}");
 
-    // Merging the two tables writes one (the newer invoice's key; its blob file stays): counted
-    // as compaction, not as a flush, and no more than what is on disk afterwards.
+    // Merging the two tables writes one: counted as compaction, not as a flush, and no more
+    // than what is on disk afterwards.
     store.compact_tables().expect("compact");
     let compacted = scrape();
     assert_eq!(value(&compacted, r#"billstream_store_tables{table="invoices"} "#), 1, "{compacted}");
