@@ -71,6 +71,9 @@ pub fn default_binary() -> Result<PathBuf> {
 }
 
 /// Starts a broker, creates tenants in a fresh store at `data_dir`, starts `billstream up`.
+/// `env` goes to every process that opens the store: `tenant create` creates the store's
+/// tables, and their options (memtable size, compression) are kept with them, so settings
+/// given to `up` alone would never reach a table.
 pub fn spawn(binary: &Path, data_dir: &Path, tenants: usize, partitions: i32, env: &[(String, String)]) -> Result<Target> {
     if data_dir.exists() {
         std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
@@ -82,6 +85,7 @@ pub fn spawn(binary: &Path, data_dir: &Path, tenants: usize, partitions: i32, en
             .arg("--data-dir")
             .arg(data_dir)
             .args(["tenant", "create", "--name", &format!("load-{i}")])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .with_context(|| format!("running {}", binary.display()))?;
         if !out.status.success() {

@@ -85,6 +85,23 @@ fn a_tiny_steady_run_applies_everything_and_reports_it() {
     }
 }
 
+/// `--pipeline-env` reaches every process that opens the store, `tenant create` first: it
+/// creates the store's tables, whose options are kept with them. (It went to `up` alone, so
+/// a setting of a table's options never took effect.)
+#[test]
+fn the_pipeline_environment_reaches_the_process_that_creates_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_billstream-load"))
+        .args(["steady", "--duration", "1s", "--rate", "100", "--tenants", "1", "--raw-messages", "0"])
+        .args(["--pipeline-env", "BILLSTREAM__STORE__CACHE_MB=not-a-number", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("billstream-load runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("tenant create failed") && stderr.contains("not-a-number"), "{stderr}");
+}
+
 #[test]
 fn the_single_command_and_kafka_drivers_apply_everything_too() {
     // The same tiny run through one request per command, and as Avro straight to the topic.
