@@ -263,7 +263,7 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// level 1 (each spans every tenant). Counted by the store (`compacted_bytes`) over whole 10x
 /// runs: the invoices compacted 0.43-0.46 bytes per byte flushed with 32 MiB, 0.14 with 128
 /// MiB (920 MiB, against 2,536-2,973 in four runs with 32); that run applied 84,879/s at 9.3x
-/// against 95,942/s fresh (docs/performance-log.md, 2026-11-27 night). Peak memory 120-140 MiB
+/// against 95,942/s fresh (docs/performance-log.md, 2026-11-27 night). Peak memory 120-230 MiB
 /// higher in those runs. Like the other options it is kept with the keyspace: a store
 /// created before keeps its 32 MiB.
 const INVOICE_MEMTABLE_BYTES: u64 = 128 << 20;
