@@ -106,9 +106,7 @@ pub fn spawn(binary: &Path, data_dir: &Path, tenants: usize, partitions: i32, en
     // The broker is the harness's embedded one, with its 5 MiB per partition: the pipeline
     // must hold writes back as it would with its own embedded broker.
     cmd.env("BILLSTREAM__HTTP__MAX_BACKLOG_BYTES", (4u64 << 20).to_string());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn().with_context(|| format!("starting {} up", binary.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
