@@ -171,14 +171,15 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // Which environment variable set each key, so an error names what the user typed.
+        let mut from_env = Vec::new();
         for (name, raw) in std::env::vars() {
             let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
             let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
             set_path(&mut value, &keys, env_value(&raw)).with_context(|| format!("environment variable {name}"))?;
+            from_env.push((keys.join("."), name));
         }
-        let config: Config = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+        let config = from_table(value, &from_env, file)?;
         config.validate()?;
         Ok(config)
     }
@@ -201,6 +202,20 @@ impl Config {
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("hot")
     }
+}
+
+/// Deserializes the merged table; an error names the key (`store.cache_mb`) and where its
+/// value came from: the environment variable that set it, else the file.
+fn from_table(value: toml::Table, from_env: &[(String, String)], file: Option<&Path>) -> Result<Config> {
+    serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+        let key = e.path().to_string();
+        let origin = match from_env.iter().find(|(k, _)| *k == key) {
+            Some((_, var)) => format!(" (environment variable {var})"),
+            None => file.map(|p| format!(" (in {})", p.display())).unwrap_or_default(),
+        };
+        let at = if key == "." { String::new() } else { format!(" {key}") };
+        anyhow::anyhow!("invalid configuration{at}{origin}: {}", e.inner().message())
+    })
 }
 
 fn env_value(raw: &str) -> toml::Value {
@@ -255,5 +270,20 @@ mod tests {
         set_path(&mut t, &["kafka".into(), "partitions".into()], env_value("3")).expect("set");
         let c: Config = toml::Value::Table(t).try_into().expect("valid");
         assert_eq!(c.kafka.partitions, 3);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_where_it_came_from() {
+        let mut t = toml::Table::new();
+        set_path(&mut t, &["store".into(), "cache_mb".into()], env_value("not-a-number")).expect("set");
+        let env = [("store.cache_mb".to_string(), "BILLSTREAM__STORE__CACHE_MB".to_string())];
+        let e = from_table(t.clone(), &env, None).expect_err("not a number").to_string();
+        assert!(e.contains("store.cache_mb (environment variable BILLSTREAM__STORE__CACHE_MB)"), "{e}");
+        assert!(e.contains("not-a-number") && e.contains("u64"), "{e}");
+        // Not set by the environment: the file is named, and a custom parser's message kept.
+        t.remove("store");
+        set_path(&mut t, &["processor".into(), "linger".into()], env_value("7 weeks")).expect("set");
+        let e = from_table(t, &env, Some(Path::new("/etc/b.toml"))).expect_err("no unit").to_string();
+        assert!(e.contains("processor.linger (in /etc/b.toml)") && e.contains("expected a unit"), "{e}");
     }
 }

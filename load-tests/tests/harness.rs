@@ -100,6 +100,8 @@ fn the_pipeline_environment_reaches_the_process_that_creates_the_store() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("tenant create failed") && stderr.contains("not-a-number"), "{stderr}");
+    // The pipeline's error names the setting the user gave.
+    assert!(stderr.contains("store.cache_mb (environment variable BILLSTREAM__STORE__CACHE_MB)"), "{stderr}");
 }
 
 #[test]
