@@ -254,7 +254,8 @@ const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
 
-/// Memtable size of every keyspace but the invoices' (see [`FjallStore::open`]).
+/// Memtable size of every keyspace but the invoices' and `commands_keyed` (see
+/// [`FjallStore::open`]).
 const MEMTABLE_BYTES: u64 = 32 << 20;
 
 /// Memtable size of the invoices. Their values (each invoice with its lines) fill a memtable
@@ -267,6 +268,18 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// higher in those runs. Like the other options it is kept with the keyspace: a store
 /// created before keeps its 32 MiB.
 const INVOICE_MEMTABLE_BYTES: u64 = 128 << 20;
+
+/// Memtable size of the outcomes of derived command ids (`commands_keyed`). Their keys are
+/// random, so every flushed table spans the whole key space and each level-0 merge rewrites
+/// the whole of level 1: with 32 MiB (flushes of 16-21 MiB) the table compacted 2.75-3.08
+/// bytes per byte flushed over a whole 10x run (600 s preload, 180 s measured; three runs),
+/// with 128 MiB 1.75 and 1.85 (two runs; flushes of 33-40 MiB, as the journal's limit flushes
+/// it before it fills), and the whole store 10,288-10,938 MiB against 12,454-13,838. Peak
+/// memory 6-78 MiB higher. The throughput of those runs did not tell the two apart: the
+/// machine slowed through them more than any difference (docs/performance-log.md, 2026-11-27,
+/// late night). Like the other options it is kept with the keyspace: a store created before
+/// keeps 32 MiB.
+const KEYED_MEMTABLE_BYTES: u64 = 128 << 20;
 
 /// Size of the tables compaction writes: fjall's default (see [`FjallStore::open`]).
 const TABLE_BYTES: u64 = 64 << 20;
@@ -410,7 +423,8 @@ impl FjallStore {
             fjall::Error::Locked => StoreError::Locked { path: config.path.display().to_string(), detail: e.to_string() },
             other => engine(other),
         })?;
-        // Memtables of 32 MiB (the invoices' 128, see [`INVOICE_MEMTABLE_BYTES`]) and L0
+        // Memtables of 32 MiB (the invoices' and the derived ids' outcomes' 128, see
+        // [`INVOICE_MEMTABLE_BYTES`] and [`KEYED_MEMTABLE_BYTES`]) and L0
         // merged into L1 at 8 tables. Measured with billstream-load
         // (docs/performance-log.md): 8 MiB memtables made fresh stores fast but multiplied
         // compaction once the store grew (L0 -> L1 rewrote L1 for every 4 small tables); with
@@ -464,7 +478,9 @@ impl FjallStore {
             totals: ks(Table::Totals.name(), TENANT_FIRST_TABLE_BYTES)?,
             month_paid: ks(Table::MonthPaid.name(), TENANT_FIRST_TABLE_BYTES)?,
             commands: ks(Table::Commands.name(), TABLE_BYTES)?,
-            keyed_commands: ks(Table::KeyedCommands.name(), TABLE_BYTES)?,
+            keyed_commands: db
+                .keyspace(Table::KeyedCommands.name(), || options(TABLE_BYTES).max_memtable_size(KEYED_MEMTABLE_BYTES))
+                .map_err(engine)?,
             audit: scanned(Table::Audit.name(), TABLE_BYTES)?,
             audit_batches: scanned(Table::AuditIndex.name(), TABLE_BYTES)?,
             offsets: scanned(Table::Offsets.name(), TABLE_BYTES)?,
@@ -485,7 +501,7 @@ impl FjallStore {
         // took ~140 bytes of it and a locator row ~80 with ids as text; with format 6's
         // 17-byte ids about 37 and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9
         // bytes per row now.
-        store.keyed_commands.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 64);
+        store.keyed_commands.set_memtable_filter_bytes(KEYED_MEMTABLE_BYTES as usize / 64);
         store.locator.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 32);
         store.check_format(&config.path)?;
         if let Some(v) = store.meta.get(NEWEST_ORDERED_KEY).map_err(engine)? {
