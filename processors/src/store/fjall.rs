@@ -273,11 +273,11 @@ const INVOICE_MEMTABLE_BYTES: u64 = 128 << 20;
 /// random, so every flushed table spans the whole key space and each level-0 merge rewrites
 /// the whole of level 1: with 32 MiB (flushes of 16-21 MiB) the table compacted 2.75-3.08
 /// bytes per byte flushed over a whole 10x run (600 s preload, 180 s measured; three runs),
-/// with 128 MiB 1.75 and 1.85 (two runs; flushes of 33-40 MiB, as the journal's limit flushes
-/// it before it fills), and the whole store 10,288-10,938 MiB against 12,454-13,838. Peak
-/// memory 6-78 MiB higher. The throughput of those runs did not tell the two apart: the
-/// machine slowed through them more than any difference (docs/performance-log.md, 2026-11-27,
-/// late night). Like the other options it is kept with the keyspace: a store created before
+/// with 128 MiB 1.75-2.22 (three runs; flushes of 33-40 MiB, as the journal's limit flushes
+/// it before it fills), and the whole store 0.56-0.63 against 0.65-0.70. Peak memory 6-78
+/// MiB higher in two pairs. Neither the throughput nor fjall's workers' CPU of those runs'
+/// measured windows told the two apart: the machine drifted more than any difference
+/// (docs/performance-log.md, 2026-11-27, late night). Like the other options it is kept with the keyspace: a store created before
 /// keeps 32 MiB.
 const KEYED_MEMTABLE_BYTES: u64 = 128 << 20;
 
