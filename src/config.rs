@@ -213,8 +213,7 @@ fn from_table(value: toml::Table, from_env: &[(String, String)], file: Option<&P
             Some((_, var)) => format!(" (environment variable {var})"),
             None => file.map(|p| format!(" (in {})", p.display())).unwrap_or_default(),
         };
-        let at = if key == "." { String::new() } else { format!(" {key}") };
-        anyhow::anyhow!("invalid configuration{at}{origin}: {}", e.inner().message())
+        anyhow::anyhow!("invalid configuration {key}{origin}: {}", e.inner().message())
     })
 }
 

@@ -277,8 +277,8 @@ const INVOICE_MEMTABLE_BYTES: u64 = 128 << 20;
 /// it before it fills), and the whole store 0.56-0.63 against 0.65-0.70. Peak memory 6-78
 /// MiB higher in two pairs. Neither the throughput nor fjall's workers' CPU of those runs'
 /// measured windows told the two apart: the machine drifted more than any difference
-/// (docs/performance-log.md, 2026-11-27, late night). Like the other options it is kept with the keyspace: a store created before
-/// keeps 32 MiB.
+/// (docs/performance-log.md, 2026-11-27, late night). Like the other options it is kept
+/// with the keyspace: a store created before keeps 32 MiB.
 const KEYED_MEMTABLE_BYTES: u64 = 128 << 20;
 
 /// Size of the tables compaction writes: fjall's default (see [`FjallStore::open`]).
@@ -435,15 +435,15 @@ impl FjallStore {
                 fjall::compaction::Leveled::default().with_l0_threshold(8).with_table_target_size(table_bytes),
             ))
         };
-        let ks = |name: &str, table_bytes| db.keyspace(name, || options(table_bytes)).map_err(engine);
+        // Opens a keyspace, creating it with `create`'s options if it is new.
+        let open = |name: &str, create: &dyn Fn() -> KeyspaceCreateOptions| db.keyspace(name, create).map_err(engine);
+        let ks = |name: &str, table_bytes| open(name, &|| options(table_bytes));
         // Tables only ever scanned by prefix build no bloom filters: a filter answers point
         // reads only, and building one is part of every flush and compaction (lsm-tree's filter
         // writer was 4-6 % of fjall's workers' samples under load; without it and the invoices'
         // last-level filter below, the workers' CPU over a 200 s preload fell 7 %;
         // docs/performance-log.md).
-        let scanned = |name: &str, table_bytes| {
-            db.keyspace(name, || options(table_bytes).filter_policy(FilterPolicy::disabled())).map_err(engine)
-        };
+        let scanned = |name: &str, table_bytes| open(name, &|| options(table_bytes).filter_policy(FilterPolicy::disabled()));
         // Invoices keep their values (an invoice with its lines, a few hundred bytes) in blob
         // files, their keys in the tree: compaction then rewrites keys and pointers, not
         // invoices. Tenants append invoices at their own points of the key space, so every
@@ -461,26 +461,24 @@ impl FjallStore {
         // command fell 3.41 and 3.03 -> 2.89 and 2.76 us in two alternating pairs
         // (docs/performance-log.md). Like the other options it is stored with the keyspace:
         // a store created before keeps compressing its blobs.
-        let blobs = fjall::KvSeparationOptions::default()
-            .separation_threshold(INVOICE_BLOB_THRESHOLD)
-            .compression(fjall::CompressionType::None);
         let invoices = || {
+            let blobs = fjall::KvSeparationOptions::default()
+                .separation_threshold(INVOICE_BLOB_THRESHOLD)
+                .compression(fjall::CompressionType::None);
             options(TENANT_FIRST_TABLE_BYTES)
                 .max_memtable_size(INVOICE_MEMTABLE_BYTES)
                 .with_kv_separation(Some(blobs))
                 .expect_point_read_hits(true)
         };
         let mut store = FjallStore {
-            invoices: db.keyspace(Table::Invoices.name(), invoices).map_err(engine)?,
+            invoices: open(Table::Invoices.name(), &invoices)?,
             locator: ks(Table::Locator.name(), TENANT_FIRST_TABLE_BYTES)?,
             by_status: scanned(Table::ByStatus.name(), TENANT_FIRST_TABLE_BYTES)?,
             open_by_due: scanned(Table::OpenByDue.name(), TENANT_FIRST_TABLE_BYTES)?,
             totals: ks(Table::Totals.name(), TENANT_FIRST_TABLE_BYTES)?,
             month_paid: ks(Table::MonthPaid.name(), TENANT_FIRST_TABLE_BYTES)?,
             commands: ks(Table::Commands.name(), TABLE_BYTES)?,
-            keyed_commands: db
-                .keyspace(Table::KeyedCommands.name(), || options(TABLE_BYTES).max_memtable_size(KEYED_MEMTABLE_BYTES))
-                .map_err(engine)?,
+            keyed_commands: open(Table::KeyedCommands.name(), &|| options(TABLE_BYTES).max_memtable_size(KEYED_MEMTABLE_BYTES))?,
             audit: scanned(Table::Audit.name(), TABLE_BYTES)?,
             audit_batches: scanned(Table::AuditIndex.name(), TABLE_BYTES)?,
             offsets: scanned(Table::Offsets.name(), TABLE_BYTES)?,
