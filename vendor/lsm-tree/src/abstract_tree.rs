@@ -104,9 +104,26 @@ pub trait AbstractTree {
         );
         let stream = CompactionStream::new(merger, seqno_threshold);
 
+        // billstream patch: where a tree of nearly ordered keys splits this flush's tables.
+        let split = self
+            .tree_config()
+            .ordered_keys
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| {
+                crate::tree::ordered::FlushSplit::new(
+                    latest
+                        .version
+                        .iter_tables()
+                        .map(|table| table.metadata.key_range.max())
+                        .max()
+                        .cloned(),
+                    latest.sealed_memtables.iter().map(|mt| mt.len()).sum(),
+                )
+            });
+
         drop(version_history);
 
-        if let Some((tables, blob_files)) = self.flush_to_tables(stream)? {
+        if let Some((tables, blob_files)) = self.flush_to_tables(stream, split)? {
             self.register_tables(
                 &tables,
                 blob_files.as_deref(),
@@ -228,6 +245,7 @@ pub trait AbstractTree {
     fn flush_to_tables(
         &self,
         stream: impl Iterator<Item = crate::Result<InternalValue>>,
+        split: Option<crate::tree::ordered::FlushSplit>,
     ) -> crate::Result<Option<FlushToTablesResult>>;
 
     /// Atomically registers flushed tables into the tree, removing their associated sealed memtables.

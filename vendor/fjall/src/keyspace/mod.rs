@@ -209,6 +209,18 @@ impl Keyspace {
         }
     }
 
+    /// billstream patch (see `PATCHED.md`): this keyspace's new keys arrive nearly in order,
+    /// so its flushes split off what overlaps older tables and its level-0 tables go down one
+    /// at a time; see `lsm_tree::Tree::set_ordered_keys`. A keyspace with key-value
+    /// separation gets the compaction choice only (its flushes are not split). Not persisted
+    /// with the keyspace: set it after each open.
+    pub fn set_ordered_keys(&self, on: bool) {
+        match &self.tree {
+            AnyTree::Standard(t) => t.set_ordered_keys(on),
+            AnyTree::Blob(b) => b.index.set_ordered_keys(on),
+        }
+    }
+
     /// billstream patch: bytes of tables and blob files this keyspace wrote since it was
     /// opened, as (by flushes, by compactions); see lsm-tree's `Tree::written_bytes`.
     #[must_use]

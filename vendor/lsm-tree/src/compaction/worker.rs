@@ -224,10 +224,30 @@ fn move_tables(
         }
     }
 
+    // billstream patch: the moved tables with the destination level's pins (see
+    // `Table::with_pinning`), opened before the version is built.
+    let dest_level = payload.dest_level as usize;
+    let pin_filter = opts.config.filter_block_pinning_policy.get(dest_level);
+    let pin_index = opts.config.index_block_pinning_policy.get(dest_level);
+    let repinned = {
+        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
+        let current = opts
+            .version_history
+            .read()
+            .expect("lock is poisoned")
+            .latest_version()
+            .version;
+        table_ids
+            .iter()
+            .filter_map(|&id| current.get_table(id).cloned())
+            .map(|table| table.with_pinning(pin_filter, pin_index))
+            .collect::<crate::Result<Vec<_>>>()?
+    };
+
     crate::version::upgrade_version_outside_lock(
         &opts.version_history,
         &opts.config.path,
-        |current| Ok(current.with_moved(&table_ids, payload.dest_level as usize)),
+        |current| Ok(current.with_moved(&table_ids, &repinned, dest_level)),
         |_| {},
         &opts.global_seqno,
         &opts.visible_seqno,

@@ -243,6 +243,11 @@ pub struct Config {
     /// [`crate::Tree::set_blocked_filters`]). Not persisted; off until the owner says so.
     pub(crate) blocked_filters: std::sync::atomic::AtomicBool,
 
+    /// billstream patch: whether new keys arrive nearly in order, so flushes split off what
+    /// overlaps the tables already written and level 0's tables go down one at a time (see
+    /// [`crate::Tree::set_ordered_keys`]). Not persisted; off until the owner says so.
+    pub(crate) ordered_keys: std::sync::atomic::AtomicBool,
+
     /// billstream patch: bytes of tables and blob files this tree wrote since it was opened
     /// (see [`crate::Tree::written_bytes`]).
     pub(crate) written: WrittenBytes,
@@ -340,6 +345,8 @@ impl Default for Config {
             kv_separation_opts: None,
 
             blocked_filters: std::sync::atomic::AtomicBool::new(false),
+
+            ordered_keys: std::sync::atomic::AtomicBool::new(false),
 
             written: WrittenBytes::default(),
         }

@@ -616,6 +616,42 @@ impl Table {
         })))
     }
 
+    /// billstream patch: this table as a table of a level whose policies pin (or do not pin)
+    /// its filter and its index: a clone of `self` where it already matches them, else the
+    /// same file opened again with them. A move keeps a table's file, and upstream kept its
+    /// handle too, with the pins of the level it was written for (level 0 pins both), however
+    /// far down it went: a tree whose tables are mostly moved (time-ordered keys) held every
+    /// table's filter and index in memory. Partitioned filters and indexes (a file format
+    /// matter, not a pin) are left as they are.
+    pub fn with_pinning(&self, pin_filter: bool, pin_index: bool) -> crate::Result<Self> {
+        let filter_matches = self.pinned_filter_block.is_some()
+            == (pin_filter && self.regions.filter.is_some() && self.regions.filter_tli.is_none());
+        let index_matches = match &*self.block_index {
+            BlockIndexImpl::Full(_) => pin_index,
+            BlockIndexImpl::VolatileFull(_) => !pin_index,
+            BlockIndexImpl::TwoLevel(_) => true,
+        };
+        if filter_matches && index_matches {
+            return Ok(self.clone());
+        }
+
+        Self::recover(
+            (*self.path).clone(),
+            self.checksum,
+            self.global_seqno,
+            self.tree_id,
+            self.cache.clone(),
+            match &self.file_accessor {
+                FileAccessor::DescriptorTable(table) => Some(table.clone()),
+                FileAccessor::File(_) => None,
+            },
+            pin_filter,
+            pin_index,
+            #[cfg(feature = "metrics")]
+            self.metrics.clone(),
+        )
+    }
+
     #[must_use]
     pub fn checksum(&self) -> Checksum {
         self.0.checksum

@@ -44,6 +44,9 @@ pub struct MultiWriter {
 
     current_key: Option<UserKey>,
 
+    /// billstream patch: the next new key starts a new table (see `start_new_table`).
+    split_pending: bool,
+
     linked_blobs: HashMap<BlobFileId, LinkedFile>,
 
     /// Level the tables are written to
@@ -89,6 +92,7 @@ impl MultiWriter {
             bloom_policy: BloomConstructionPolicy::default(),
 
             current_key: None,
+            split_pending: false,
 
             linked_blobs: HashMap::default(),
         })
@@ -219,6 +223,13 @@ impl MultiWriter {
         Ok(())
     }
 
+    /// billstream patch: the next item with a new key starts a new table, whatever the size of
+    /// the current one (versions of one key stay in one table). A table with no items is not
+    /// kept, so asking before the first item does nothing.
+    pub fn start_new_table(&mut self) {
+        self.split_pending = true;
+    }
+
     /// Writes an item
     pub fn write(&mut self, item: InternalValue) -> crate::Result<()> {
         let is_next_key = self.current_key.as_ref() < Some(&item.key.user_key);
@@ -226,9 +237,10 @@ impl MultiWriter {
         if is_next_key {
             self.current_key = Some(item.key.user_key.clone());
 
-            if *self.writer.meta.file_pos >= self.target_size {
+            if *self.writer.meta.file_pos >= self.target_size || self.split_pending {
                 self.rotate()?;
             }
+            self.split_pending = false;
         }
 
         self.writer.write(item)?;

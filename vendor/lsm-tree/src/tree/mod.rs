@@ -4,6 +4,7 @@
 
 pub mod ingest;
 pub mod inner;
+pub mod ordered;
 pub mod sealed;
 
 use crate::{
@@ -358,6 +359,7 @@ impl AbstractTree for Tree {
     fn flush_to_tables(
         &self,
         stream: impl Iterator<Item = crate::Result<InternalValue>>,
+        mut split: Option<ordered::FlushSplit>,
     ) -> crate::Result<Option<(Vec<Table>, Option<Vec<BlobFile>>)>> {
         use crate::{file::TABLES_FOLDER, table::multi_writer::MultiWriter};
         use std::time::Instant;
@@ -406,7 +408,16 @@ impl AbstractTree for Tree {
         }
 
         for item in stream {
-            table_writer.write(item?)?;
+            let item = item?;
+            // billstream patch: tables split where the flush's keys stop overlapping the
+            // tree's, and before its last keys (see `set_ordered_keys`).
+            if split
+                .as_mut()
+                .is_some_and(|split| split.starts_table(&item.key.user_key))
+            {
+                table_writer.start_new_table();
+            }
+            table_writer.write(item)?;
         }
 
         let result = table_writer.finish()?;
@@ -709,6 +720,24 @@ impl Tree {
     pub fn set_blocked_filters(&self, on: bool) {
         self.config
             .blocked_filters
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    /// billstream patch: declares that this tree's new keys arrive nearly in order (time-ordered
+    /// ids written by several writers that lag one another a little). Then a flush writes up to
+    /// three tables instead of one: the keys not above the largest key already in the tree's
+    /// tables (the late ones), the bulk, and the last sixteenth of its keys (which the next
+    /// flush's late keys will overlap); see [`ordered::FlushSplit`]. And leveled compaction
+    /// takes a level-0 table that overlaps no older level-0 table down on its own, moved if it
+    /// overlaps nothing in the level below, else merged with just the tables it overlaps
+    /// (`compaction::leveled`). The bulk is then moved, never rewritten, and each flush costs a
+    /// merge of its late keys with the previous flush's last sixteenth, instead of a merge of
+    /// every flushed table with its neighbours. Not persisted: the owner sets it after each
+    /// open. Harmless but useless where keys are random (each flush then merges with
+    /// everything it overlaps, at most a table size at a time, as soon as it is flushed).
+    pub fn set_ordered_keys(&self, on: bool) {
+        self.config
+            .ordered_keys
             .store(on, std::sync::atomic::Ordering::Release);
     }
 

@@ -561,13 +561,24 @@ impl Version {
         }
     }
 
-    pub fn with_moved(&self, ids: &[TableId], dest_level: usize) -> Self {
+    /// The tables `ids`, moved to `dest_level`.
+    ///
+    /// billstream patch: `handles` holds the handles the moved tables take in their new level
+    /// (the same tables, pinned for it; see `Table::with_pinning`); a table without one keeps
+    /// its handle.
+    pub fn with_moved(&self, ids: &[TableId], handles: &[Table], dest_level: usize) -> Self {
         let id = self.id + 1;
 
         let affected_tables = self
             .iter_tables()
             .filter(|x| ids.contains(&x.id()))
-            .cloned()
+            .map(|x| {
+                handles
+                    .iter()
+                    .find(|handle| handle.id() == x.id())
+                    .unwrap_or(x)
+                    .clone()
+            })
             .collect::<Vec<_>>();
 
         assert_eq!(affected_tables.len(), ids.len(), "invalid table IDs");

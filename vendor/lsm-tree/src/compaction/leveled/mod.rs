@@ -232,6 +232,99 @@ impl Strategy {
     }
 }
 
+impl Strategy {
+    /// billstream patch: for a tree of nearly ordered keys, the level-0 tables that overlap no
+    /// older level-0 table, taken down to `target_idx` (level 1's place) on their own: those
+    /// that overlap nothing there are moved, all at once; else the oldest one whose
+    /// overlapping tables there are not being compacted and sum to at most a table's target
+    /// size is merged with just them. A flush split by `tree::ordered::FlushSplit` so leaves
+    /// its bulk and its tail moved and its late keys merged with the previous flush's tail
+    /// (after that tail, if it was still in level 0, went down first). Newer level-0 tables
+    /// that overlap such a table stay above it, so taking it down reorders no versions; and it
+    /// must lie outside the span of the tables running compactions hold in those levels, so
+    /// the level below stays one run of disjoint tables whatever they write. `None` leaves
+    /// level 0 to the usual choice (tables that overlap one another are merged together once
+    /// there are enough of them).
+    fn choose_ordered_l0(
+        &self,
+        version: &Version,
+        target_idx: usize,
+        state: &CompactionState,
+    ) -> Option<Choice> {
+        let hidden_set = state.hidden_set();
+        let l0 = version.level(0)?;
+        let target = version.level(target_idx)?;
+
+        // Oldest run first: level 0's runs are kept newest first.
+        let runs: &[&Run<Table>] = &l0.iter().rev().map(|run| &**run).collect::<Vec<_>>();
+
+        // Whatever a running compaction into or out of these levels writes lies within the
+        // span of its inputs, which are hidden: a table is taken down only outside that span.
+        let busy: Vec<&crate::KeyRange> = l0
+            .iter()
+            .chain(target.iter())
+            .flat_map(|run| run.iter())
+            .filter(|table| hidden_set.is_hidden(table.id()))
+            .map(|table| &table.metadata.key_range)
+            .collect();
+        let busy = (!busy.is_empty()).then(|| crate::KeyRange::aggregate(busy.into_iter()));
+
+        // A table may go below newer level-0 tables it overlaps (they stay above it), not
+        // below older ones. Two tables that qualify never overlap: the newer would not.
+        let eligible = |older_runs: &[&Run<Table>], table: &Table| {
+            !hidden_set.is_hidden(table.id())
+                && busy.as_ref().is_none_or(|busy| {
+                    !busy.overlaps_with_key_range(&table.metadata.key_range)
+                })
+                && older_runs
+                    .iter()
+                    .all(|run| run.get_overlapping(&table.metadata.key_range).is_empty())
+        };
+
+        let mut moves = vec![];
+        let mut merge = None;
+
+        for table in runs.iter().enumerate().flat_map(|(idx, run)| {
+            run.iter()
+                .filter(move |table| eligible(&runs[..idx], table))
+        }) {
+            let overlapping: Vec<&Table> = target
+                .iter()
+                .flat_map(|run| run.get_overlapping(&table.metadata.key_range))
+                .collect();
+
+            if overlapping.is_empty() {
+                moves.push(table.id());
+            } else if merge.is_none()
+                && !hidden_set.is_blocked(overlapping.iter().map(|t| t.id()))
+                && overlapping.iter().map(|t| t.file_size()).sum::<u64>() <= self.target_size
+            {
+                merge = Some(
+                    std::iter::once(table.id())
+                        .chain(overlapping.iter().map(|t| t.id()))
+                        .collect::<crate::HashSet<_>>(),
+                );
+            }
+        }
+
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "level index is bounded by level count (7)"
+        )]
+        let input = |table_ids| CompactionInput {
+            table_ids,
+            dest_level: target_idx as u8,
+            canonical_level: 1,
+            target_size: self.target_size,
+        };
+
+        if !moves.is_empty() {
+            return Some(Choice::Move(input(moves.into_iter().collect())));
+        }
+        merge.map(|ids| Choice::Merge(input(ids)))
+    }
+}
+
 impl CompactionStrategy for Strategy {
     fn get_name(&self) -> &'static str {
         NAME
@@ -274,7 +367,7 @@ impl CompactionStrategy for Strategy {
     }
 
     #[expect(clippy::too_many_lines)]
-    fn choose(&self, version: &Version, _: &Config, state: &CompactionState) -> Choice {
+    fn choose(&self, version: &Version, config: &Config, state: &CompactionState) -> Choice {
         assert!(version.level_count() == 7, "should have exactly 7 levels");
 
         // Trivial move into Lmax
@@ -351,6 +444,17 @@ impl CompactionStrategy for Strategy {
             if need_new_l1 {
                 canonical_l1_idx -= 1;
                 level_shift -= 1;
+            }
+        }
+
+        // billstream patch: level 0's tables of a tree of nearly ordered keys go down one at a
+        // time (see `Tree::set_ordered_keys`).
+        if config
+            .ordered_keys
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            if let Some(choice) = self.choose_ordered_l0(version, canonical_l1_idx, state) {
+                return choice;
             }
         }
 
