@@ -114,9 +114,8 @@ pub trait AbstractTree {
                     latest
                         .version
                         .iter_tables()
-                        .map(|table| table.metadata.key_range.max())
-                        .max()
-                        .cloned(),
+                        .map(|table| table.metadata.key_range.clone())
+                        .collect(),
                     latest.sealed_memtables.iter().map(|mt| mt.len()).sum(),
                 )
             });

@@ -724,10 +724,11 @@ impl Tree {
     }
 
     /// billstream patch: declares that this tree's new keys arrive nearly in order (time-ordered
-    /// ids written by several writers that lag one another a little). Then a flush writes up to
-    /// three tables instead of one: the keys not above the largest key already in the tree's
-    /// tables (the late ones), the bulk, and the last sixteenth of its keys (which the next
-    /// flush's late keys will overlap); see [`ordered::FlushSplit`]. And leveled compaction
+    /// ids written by several writers that lag one another a little), within each first byte.
+    /// Then a flush writes up to three tables per first byte instead of one: the keys not above
+    /// the largest key already in the tree's tables (the late ones), the bulk, and the last
+    /// sixteenth of its keys (which the next flush's late keys will overlap); see
+    /// [`ordered::FlushSplit`]. And leveled compaction
     /// takes a level-0 table that overlaps no older level-0 table down on its own, moved if it
     /// overlaps nothing in the level below, else merged with just the tables it overlaps
     /// (`compaction::leveled`). The bulk is then moved, never rewritten, and each flush costs a

@@ -1,37 +1,60 @@
 // billstream patch: flushes of trees whose keys arrive nearly in order (see
 // `Tree::set_ordered_keys`).
 
-use crate::UserKey;
+use crate::{KeyRange, UserKey};
 
 /// The share of a flush's entries, at its end, written as a table of their own: the next
 /// flush's late keys fall among them. In billstream's load runs the late keys of a flush
 /// reached back over at most 0.6 % of the one before (1,337 of 235,826 entries).
 pub const TAIL_SHARE: usize = 16;
 
-/// Where a flush of nearly ordered keys starts new tables: after its late keys (those not
-/// above `boundary`, the largest key in the tree's tables), and before its last
-/// `1 / TAIL_SHARE` of entries. The bulk in between overlaps nothing written before, nor the
-/// late keys of the next flush, so compaction can move it down without rewriting it.
+/// Where a flush of nearly ordered keys starts new tables.
+///
+/// Keys are taken as ordered within each first byte: a first byte is a stream of its own (in
+/// billstream, the tag of a key's form, and keys of another form sort after all the ordered
+/// ones). A new table starts
+/// - where the first byte changes, so no table spans two streams;
+/// - after a stream's late keys: those not above the largest key of the tables on disk that
+///   lie wholly within that stream (tables that span streams, which this never writes, are
+///   left out);
+/// - before the flush's last `1 / TAIL_SHARE` of entries.
+///
+/// The bulk in between overlaps nothing written before, nor the late keys of the next flush,
+/// so compaction can move it down without rewriting it.
 #[derive(Debug)]
 pub struct FlushSplit {
-    boundary: Option<UserKey>,
+    tables: Vec<KeyRange>,
     tail_from: usize,
     seen: usize,
-    late: bool,
+    stream: Option<u8>,
+    boundary: Option<UserKey>,
 }
 
 impl FlushSplit {
-    /// `boundary`: the largest key in the tree's tables (`None` if it has none); `entries`:
-    /// how many items the flush will write (the sealed memtables' lengths; a flush that drops
-    /// old versions writes fewer, which only makes the last table bigger).
+    /// `tables`: the key ranges of the tree's tables; `entries`: how many items the flush
+    /// will write (the sealed memtables' lengths; a flush that drops old versions writes
+    /// fewer, which only makes the last table bigger).
     #[must_use]
-    pub fn new(boundary: Option<UserKey>, entries: usize) -> Self {
+    pub fn new(tables: Vec<KeyRange>, entries: usize) -> Self {
         Self {
-            late: boundary.is_some(),
-            boundary,
+            tables,
             tail_from: entries - entries / TAIL_SHARE,
             seen: 0,
+            stream: None,
+            boundary: None,
         }
+    }
+
+    /// The largest key of the tables wholly within the stream of first byte `stream`.
+    fn boundary(&self, stream: u8) -> Option<UserKey> {
+        self.tables
+            .iter()
+            .filter(|range| {
+                range.min().first() == Some(&stream) && range.max().first() == Some(&stream)
+            })
+            .map(KeyRange::max)
+            .max()
+            .cloned()
     }
 
     /// Called with each item's key, in order, before it is written: whether a new table
@@ -39,13 +62,20 @@ impl FlushSplit {
     pub fn starts_table(&mut self, key: &[u8]) -> bool {
         let mut starts = false;
 
-        if self.late
-            && self
-                .boundary
-                .as_ref()
-                .is_some_and(|boundary| key > boundary.as_ref())
+        let stream = key.first().copied();
+        if stream != self.stream {
+            starts = self.seen > 0;
+            self.stream = stream;
+            self.boundary = stream.and_then(|stream| self.boundary(stream));
+        }
+
+        // Past the stream's late keys: a new table, unless one just started.
+        if self
+            .boundary
+            .as_ref()
+            .is_some_and(|boundary| key > boundary.as_ref())
         {
-            self.late = false;
+            self.boundary = None;
             starts = self.seen > 0;
         }
 
@@ -63,8 +93,13 @@ mod tests {
     use super::*;
     use test_log::test;
 
-    fn starts(boundary: Option<&[u8]>, keys: &[&[u8]]) -> Vec<usize> {
-        let mut split = FlushSplit::new(boundary.map(UserKey::from), keys.len());
+    fn range(min: &[u8], max: &[u8]) -> KeyRange {
+        KeyRange::new((min.into(), max.into()))
+    }
+
+    /// The indexes of `keys` at which a new table starts, over tables of `ranges`.
+    fn starts(ranges: &[KeyRange], keys: &[Vec<u8>]) -> Vec<usize> {
+        let mut split = FlushSplit::new(ranges.to_vec(), keys.len());
         keys.iter()
             .enumerate()
             .filter(|(_, key)| split.starts_table(key))
@@ -72,38 +107,55 @@ mod tests {
             .collect()
     }
 
-    fn keys(n: u32) -> Vec<Vec<u8>> {
-        (0..n).map(|i| i.to_be_bytes().to_vec()).collect()
+    /// `n` keys of one stream: the byte `b'k'`, then `first..first + n` big-endian.
+    fn keys(first: u32, n: u32) -> Vec<Vec<u8>> {
+        (first..first + n)
+            .map(|i| [b"k".as_slice(), &i.to_be_bytes()].concat())
+            .collect()
+    }
+
+    fn key(i: u32) -> Vec<u8> {
+        keys(i, 1).remove(0)
     }
 
     #[test]
     fn splits_after_late_keys_and_before_the_tail() {
-        let owned = keys(160);
-        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let keys = keys(0, 160);
 
-        // Keys 0..=4 are not above the boundary (4); the tail is the last 160 / 16 = 10.
-        assert_eq!(starts(Some(&4u32.to_be_bytes()), &keys), vec![5, 150]);
+        // Keys 0..=4 are not above the tables' largest key (4); the tail is the last
+        // 160 / 16 = 10.
+        assert_eq!(starts(&[range(&key(0), &key(4))], &keys), vec![5, 150]);
         // Nothing in the tree yet: only the tail.
-        assert_eq!(starts(None, &keys), vec![150]);
-        // Every key above the boundary: no table of late keys.
-        assert_eq!(starts(Some(&[0, 0, 0]), &keys), vec![150]);
+        assert_eq!(starts(&[], &keys), vec![150]);
+        // Every key above the tables: no table of late keys.
+        assert_eq!(starts(&[range(b"a", b"a")], &keys), vec![150]);
+        assert_eq!(starts(&[range(b"k", b"k")], &keys), vec![150]);
     }
 
     #[test]
     fn a_flush_entirely_below_the_boundary_still_has_its_tail() {
-        let owned = keys(32);
-        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-
-        assert_eq!(starts(Some(&[0xff; 4]), &keys), vec![30]);
+        assert_eq!(starts(&[range(&key(0), &key(1_000))], &keys(0, 32)), vec![30]);
     }
 
     #[test]
     fn a_small_flush_is_one_table() {
-        let owned = keys(15);
-        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-
         // 15 / 16 = 0: no tail; the late-key split still applies.
-        assert_eq!(starts(None, &keys), Vec::<usize>::new());
-        assert_eq!(starts(Some(&2u32.to_be_bytes()), &keys), vec![3]);
+        assert_eq!(starts(&[], &keys(0, 15)), Vec::<usize>::new());
+        assert_eq!(starts(&[range(&key(0), &key(2))], &keys(0, 15)), vec![3]);
+    }
+
+    #[test]
+    fn each_first_byte_is_a_stream_of_its_own() {
+        // Keys of the ordered stream ('k'), then four of another form after all of them ('t').
+        let mut flush = keys(100, 60);
+        flush.extend((0..4u8).map(|i| vec![b't', i]));
+
+        // A table of the other form on disk does not make the whole flush late...
+        let tables = [range(&key(0), &key(109)), range(&[b't', 0], &[b't', 9])];
+        // ...only keys 100..=109; the 't' keys start a table of their own (and are all late
+        // for the 't' table); the tail is the last 64 / 16 = 4 entries, the 't' keys.
+        assert_eq!(starts(&tables, &flush), vec![10, 60]);
+        // A table spanning both streams (never written with this) counts for neither.
+        assert_eq!(starts(&[range(&key(0), &[b't', 9])], &flush), vec![60]);
     }
 }

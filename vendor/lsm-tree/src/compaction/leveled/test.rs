@@ -180,14 +180,15 @@ fn leveled_sequential_inserts() -> crate::Result<()> {
 
 /// Time-ordered keys from four writers, one of which lags: each round's flush holds the
 /// keys of `ROUND` ticks, minus the lagging writer's last `LAG` ticks, which arrive in the
-/// next round (late keys, below the largest key already flushed). Round 2 also brings one
-/// key from long ago. Flushes, compacts after every `compact_every` flushes (a compaction
-/// that falls behind leaves flushes that overlap one another in level 0), reads every key
-/// back, and returns (bytes flushed, bytes compacted).
+/// next round (late keys, below the largest key already flushed). Round 0 also brings a key
+/// above all the others, round 2 one from long ago. Flushes, compacts after every
+/// `compact_every` flushes (a compaction that falls behind leaves flushes that overlap one
+/// another in level 0), reads every key back, and returns (bytes flushed, bytes compacted).
 fn ordered_rounds(ordered: bool, compact_every: u32) -> crate::Result<(u64, u64)> {
     const ROUND: u32 = 2_000;
     const LAG: u32 = 30;
     const ROUNDS: u32 = 12;
+    const FAR_AHEAD: u32 = 99_999_999;
 
     let dir = tempfile::tempdir()?;
     let tree = Config::new(
@@ -214,6 +215,12 @@ fn ordered_rounds(ordered: bool, compact_every: u32) -> crate::Result<(u64, u64)
             for tick in start - LAG..start {
                 insert(tick, 3);
             }
+        }
+        if round == 0 {
+            // After all the others, with another first byte ('9', theirs '0'), as a key of
+            // another form would be (a producer's own id kept as text, say): a stream of its
+            // own, which later flushes are not late for.
+            insert(FAR_AHEAD, 9);
         }
         if round == 2 {
             insert(7, 9);
@@ -256,10 +263,12 @@ fn ordered_rounds(ordered: bool, compact_every: u32) -> crate::Result<(u64, u64)
             );
         }
     }
-    assert_eq!(
-        tree.get(key(7, 9), crate::SeqNo::MAX)?.as_deref(),
-        Some(value(7, 9).as_bytes())
-    );
+    for (tick, writer) in [(7, 9), (FAR_AHEAD, 9)] {
+        assert_eq!(
+            tree.get(key(tick, writer), crate::SeqNo::MAX)?.as_deref(),
+            Some(value(tick, writer).as_bytes())
+        );
+    }
 
     let crate::AnyTree::Standard(t) = &tree else {
         unreachable!("a standard tree")
