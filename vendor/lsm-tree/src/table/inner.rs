@@ -50,10 +50,11 @@ pub struct Inner {
     /// Pinned AMQ filter
     pub pinned_filter_block: Option<FilterBlock>,
 
-    /// True when the table was compacted away or dropped
+    /// Whether the table was compacted away or dropped, and the file's deletion once it was
+    /// (billstream patch: shared with every other handle on the same file, see [`FileLife`])
     ///
     /// May be kept alive until all Arcs to the table have been dropped (to facilitate snapshots)
-    pub is_deleted: AtomicBool,
+    pub(crate) life: Arc<FileLife>,
 
     pub(super) checksum: Checksum,
 
@@ -75,9 +76,22 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+/// billstream patch: a table file's deletion, shared by every handle on the file. A move may
+/// reopen a table with other pins (`Table::with_pinning`) while older versions, held by
+/// readers, still use the handle it had; the file must go only when the last handle does,
+/// as it did when there was one handle per file.
+pub struct FileLife {
+    pub(super) path: Arc<PathBuf>,
+    pub(super) global_id: GlobalTableId,
+    pub(super) file_accessor: FileAccessor,
+
+    /// True when the table was compacted away or dropped
+    pub(super) is_deleted: AtomicBool,
+}
+
+impl Drop for FileLife {
     fn drop(&mut self) {
-        let global_id = self.global_id();
+        let global_id = self.global_id;
 
         if self.is_deleted.load(std::sync::atomic::Ordering::Acquire) {
             log::trace!("Cleanup deleted table {global_id:?} at {:?}", self.path);

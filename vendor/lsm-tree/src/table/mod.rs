@@ -587,6 +587,13 @@ impl Table {
             file_path.display(),
         );
 
+        let life = Arc::new(inner::FileLife {
+            path: file_path.clone(),
+            global_id: (tree_id, metadata.id).into(),
+            file_accessor: file_accessor.clone(),
+            is_deleted: AtomicBool::default(),
+        });
+
         Ok(Self(Arc::new(Inner {
             path: file_path,
             tree_id,
@@ -604,7 +611,7 @@ impl Table {
 
             pinned_filter_block,
 
-            is_deleted: AtomicBool::default(),
+            life,
 
             checksum,
             global_seqno,
@@ -622,7 +629,7 @@ impl Table {
     /// handle too, with the pins of the level it was written for (level 0 pins both), however
     /// far down it went: a tree whose tables are mostly moved (time-ordered keys) held every
     /// table's filter and index in memory. Partitioned filters and indexes (a file format
-    /// matter, not a pin) are left as they are.
+    /// matter, not a pin) are left as they are. The two handles share the file's deletion.
     pub fn with_pinning(&self, pin_filter: bool, pin_index: bool) -> crate::Result<Self> {
         let filter_matches = self.pinned_filter_block.is_some()
             == (pin_filter && self.regions.filter.is_some() && self.regions.filter_tli.is_none());
@@ -635,7 +642,7 @@ impl Table {
             return Ok(self.clone());
         }
 
-        Self::recover(
+        let mut table = Self::recover(
             (*self.path).clone(),
             self.checksum,
             self.global_seqno,
@@ -649,7 +656,12 @@ impl Table {
             pin_index,
             #[cfg(feature = "metrics")]
             self.metrics.clone(),
-        )
+        )?;
+        // The file goes when the last of the two handles does (see `inner::FileLife`).
+        Arc::get_mut(&mut table.0)
+            .expect("a table just opened has no other handle")
+            .life = self.life.clone();
+        Ok(table)
     }
 
     #[must_use]
@@ -659,6 +671,7 @@ impl Table {
 
     pub(crate) fn mark_as_deleted(&self) {
         self.0
+            .life
             .is_deleted
             .store(true, std::sync::atomic::Ordering::Release);
     }

@@ -335,3 +335,41 @@ fn leveled_moved_table_takes_the_pins_of_its_new_level() -> crate::Result<()> {
     assert!(tree.get(2_000u32.to_be_bytes(), crate::SeqNo::MAX)?.is_none());
     Ok(())
 }
+
+// billstream patch: a table reopened with other pins shares its file's deletion with the
+// handle it was reopened from (`table::inner::FileLife`).
+#[test]
+fn leveled_reopened_table_file_outlives_both_handles() -> crate::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tree = Config::new(
+        dir.path(),
+        SequenceNumberCounter::default(),
+        SequenceNumberCounter::default(),
+    )
+    .open()?;
+    for i in 0..100u32 {
+        tree.insert(i.to_be_bytes(), "v", 0);
+    }
+    tree.flush_active_memtable(0)?;
+    let table = tree
+        .current_version()
+        .iter_tables()
+        .next()
+        .expect("a table")
+        .clone();
+    drop(tree);
+    let path = (*table.path).clone();
+
+    // Level 0 pinned its filter: reopened without.
+    let reopened = table.with_pinning(false, false)?;
+    assert!(table.pinned_filter_size() > 0);
+    assert_eq!(0, reopened.pinned_filter_size());
+
+    // Compacted away while an older version (a reader) still holds the first handle.
+    reopened.mark_as_deleted();
+    drop(reopened);
+    assert!(path.exists(), "the first handle still reads the file");
+    drop(table);
+    assert!(!path.exists(), "the last handle removes the file");
+    Ok(())
+}
