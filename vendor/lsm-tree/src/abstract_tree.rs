@@ -104,7 +104,10 @@ pub trait AbstractTree {
         );
         let stream = CompactionStream::new(merger, seqno_threshold);
 
-        // billstream patch: where a tree of nearly ordered keys splits this flush's tables.
+        drop(version_history);
+
+        // billstream patch: where a tree of nearly ordered keys splits this flush's tables
+        // (from `latest`, a snapshot: not under the lock every read and write takes).
         let split = self
             .tree_config()
             .ordered_keys
@@ -114,13 +117,10 @@ pub trait AbstractTree {
                     latest
                         .version
                         .iter_tables()
-                        .map(|table| table.metadata.key_range.clone())
-                        .collect(),
+                        .map(|table| &table.metadata.key_range),
                     latest.sealed_memtables.iter().map(|mt| mt.len()).sum(),
                 )
             });
-
-        drop(version_history);
 
         if let Some((tables, blob_files)) = self.flush_to_tables(stream, split)? {
             self.register_tables(

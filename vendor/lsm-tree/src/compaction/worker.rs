@@ -209,7 +209,7 @@ fn move_tables(
     //
     // billstream patch: checked under the read lock; the compaction state lock we hold keeps
     // the version from changing until `upgrade_version_outside_lock` installs ours.
-    {
+    let tables = {
         #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
         let current = opts
             .version_history
@@ -218,36 +218,31 @@ fn move_tables(
             .latest_version()
             .version;
 
-        if table_ids.iter().any(|&id| current.get_table(id).is_none()) {
+        let Some(tables) = table_ids
+            .iter()
+            .map(|&id| current.get_table(id).cloned())
+            .collect::<Option<Vec<_>>>()
+        else {
             log::debug!("{table_ids:?} are not referenced anymore; skipping move");
             return Ok(());
-        }
-    }
+        };
+        tables
+    };
 
     // billstream patch: the moved tables with the destination level's pins (see
     // `Table::with_pinning`), opened before the version is built.
     let dest_level = payload.dest_level as usize;
     let pin_filter = opts.config.filter_block_pinning_policy.get(dest_level);
     let pin_index = opts.config.index_block_pinning_policy.get(dest_level);
-    let repinned = {
-        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
-        let current = opts
-            .version_history
-            .read()
-            .expect("lock is poisoned")
-            .latest_version()
-            .version;
-        table_ids
-            .iter()
-            .filter_map(|&id| current.get_table(id).cloned())
-            .map(|table| table.with_pinning(pin_filter, pin_index))
-            .collect::<crate::Result<Vec<_>>>()?
-    };
+    let moved = tables
+        .iter()
+        .map(|table| table.with_pinning(pin_filter, pin_index))
+        .collect::<crate::Result<Vec<_>>>()?;
 
     crate::version::upgrade_version_outside_lock(
         &opts.version_history,
         &opts.config.path,
-        |current| Ok(current.with_moved(&table_ids, &repinned, dest_level)),
+        |current| Ok(current.with_moved(&moved, dest_level)),
         |_| {},
         &opts.global_seqno,
         &opts.visible_seqno,

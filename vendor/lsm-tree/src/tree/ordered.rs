@@ -23,7 +23,8 @@ pub const TAIL_SHARE: usize = 16;
 /// so compaction can move it down without rewriting it.
 #[derive(Debug)]
 pub struct FlushSplit {
-    tables: Vec<KeyRange>,
+    /// Per stream (first byte), the largest key of the tables wholly within it.
+    largest: Vec<(u8, UserKey)>,
     tail_from: usize,
     seen: usize,
     stream: Option<u8>,
@@ -35,9 +36,23 @@ impl FlushSplit {
     /// will write (the sealed memtables' lengths; a flush that drops old versions writes
     /// fewer, which only makes the last table bigger).
     #[must_use]
-    pub fn new(tables: Vec<KeyRange>, entries: usize) -> Self {
+    pub fn new<'a>(tables: impl Iterator<Item = &'a KeyRange>, entries: usize) -> Self {
+        let mut largest: Vec<(u8, UserKey)> = Vec::new();
+        for range in tables {
+            let (Some(&stream), Some(&last)) = (range.min().first(), range.max().first()) else {
+                continue;
+            };
+            if stream != last {
+                continue;
+            }
+            match largest.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, key)) if *key < *range.max() => *key = range.max().clone(),
+                Some(_) => {}
+                None => largest.push((stream, range.max().clone())),
+            }
+        }
         Self {
-            tables,
+            largest,
             tail_from: entries - entries / TAIL_SHARE,
             seen: 0,
             stream: None,
@@ -47,14 +62,10 @@ impl FlushSplit {
 
     /// The largest key of the tables wholly within the stream of first byte `stream`.
     fn boundary(&self, stream: u8) -> Option<UserKey> {
-        self.tables
+        self.largest
             .iter()
-            .filter(|range| {
-                range.min().first() == Some(&stream) && range.max().first() == Some(&stream)
-            })
-            .map(KeyRange::max)
-            .max()
-            .cloned()
+            .find(|(s, _)| *s == stream)
+            .map(|(_, key)| key.clone())
     }
 
     /// Called with each item's key, in order, before it is written: whether a new table
@@ -99,7 +110,7 @@ mod tests {
 
     /// The indexes of `keys` at which a new table starts, over tables of `ranges`.
     fn starts(ranges: &[KeyRange], keys: &[Vec<u8>]) -> Vec<usize> {
-        let mut split = FlushSplit::new(ranges.to_vec(), keys.len());
+        let mut split = FlushSplit::new(ranges.iter(), keys.len());
         keys.iter()
             .enumerate()
             .filter(|(_, key)| split.starts_table(key))

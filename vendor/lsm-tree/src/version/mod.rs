@@ -561,27 +561,26 @@ impl Version {
         }
     }
 
-    /// The tables `ids`, moved to `dest_level`.
+    /// `tables`, moved to `dest_level`.
     ///
-    /// billstream patch: `handles` holds the handles the moved tables take in their new level
-    /// (the same tables, pinned for it; see `Table::with_pinning`); a table without one keeps
-    /// its handle.
-    pub fn with_moved(&self, ids: &[TableId], handles: &[Table], dest_level: usize) -> Self {
+    /// billstream patch: takes the moved tables' handles, not their ids: a moved table may
+    /// take a new handle in its new level (the same file, pinned for that level; see
+    /// `Table::with_pinning`).
+    pub fn with_moved(&self, tables: &[Table], dest_level: usize) -> Self {
         let id = self.id + 1;
 
-        let affected_tables = self
-            .iter_tables()
-            .filter(|x| ids.contains(&x.id()))
-            .map(|x| {
-                handles
-                    .iter()
-                    .find(|handle| handle.id() == x.id())
-                    .unwrap_or(x)
-                    .clone()
-            })
-            .collect::<Vec<_>>();
+        let ids = tables.iter().map(Table::id).collect::<Vec<_>>();
 
-        assert_eq!(affected_tables.len(), ids.len(), "invalid table IDs");
+        // One run of disjoint tables, in key order (a run is searched by bisection). The
+        // tables may come from several level-0 runs (`compaction::leveled`, ordered keys).
+        let mut moved = tables.to_vec();
+        moved.sort_by(|a, b| a.key_range().min().cmp(b.key_range().min()));
+
+        assert_eq!(
+            self.iter_tables().filter(|x| ids.contains(&x.id())).count(),
+            ids.len(),
+            "invalid table IDs"
+        );
 
         let mut levels = vec![];
 
@@ -599,7 +598,7 @@ impl Version {
                 .collect::<Vec<_>>();
 
             if level_idx == dest_level {
-                if let Some(run) = Run::new(affected_tables.clone()) {
+                if let Some(run) = Run::new(moved.clone()) {
                     runs.insert(0, run);
                 }
             }
