@@ -3,9 +3,10 @@
 //! Single-machine by design: one process owns the directory (fjall holds a lock file), and a
 //! batch commits atomically through fjall's journal, synced to disk once per batch.
 
-use super::keys::{Key, KeyReader, RecentIds, decode, encode, encode_into, hex, unhex};
+use super::keys::{Key, KeyReader, RecentIds, VALUE_VERSION, decode, encode, encode_into, hex, unhex};
+use super::tagged::{AuditOut, StatusOut, TAGGED, decode_audit, decode_status};
 use super::{
-    AuditEntry, AuditEvent, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
+    AuditEntry, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
 };
 use crate::StoreError;
 use crate::domain::{Invoice, InvoiceStatus};
@@ -15,7 +16,6 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use crate::stored_decimal::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,13 +115,6 @@ pub struct TableStats {
 
 fn engine(e: fjall::Error) -> StoreError {
     StoreError::Engine(e.to_string())
-}
-
-/// An audit row as stored: what the key does not already say.
-#[derive(Serialize, Deserialize)]
-struct StoredAudit<'a> {
-    invoice_id: Cow<'a, str>,
-    events: Cow<'a, [AuditEvent]>,
 }
 
 /// The number of the batch that wrote the row, then tenant, day, issue time and command. Batch
@@ -248,8 +241,13 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// written with cache-line-blocked bloom filters (vendored lsm-tree, `PATCHED.md`), which a
 /// build of format 6 or earlier cannot read (a format-6 store was marked 7 when opened). 8:
 /// the audit log keyed by the batch that wrote it, indexed by tenant, day and batch (see
-/// [`audit_key`]). A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 8;
+/// [`audit_key`]). 9: outcome and audit rows written with command and event type names as
+/// one-byte tags (see [`super::tagged`]); their format-8 rows are read as they are, so a
+/// format-8 store is marked 9 when opened, and a build of format 8 then refuses it. A store
+/// without the marker but with data in it is format 1.
+const FORMAT: u32 = 9;
+/// The format a store of [`FORMAT`] can be upgraded from by marking it.
+const UPGRADES_FROM: u32 = 8;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -377,8 +375,13 @@ impl Writes {
     }
 
     fn put<T: Serialize>(&mut self, table: Table, key: impl FnOnce(Key) -> Key, value: &T) -> Result<(), StoreError> {
+        self.put_as(table, VALUE_VERSION, key, value)
+    }
+
+    /// [`Writes::put`] of a value of layout `version`.
+    fn put_as<T: Serialize>(&mut self, table: Table, version: u8, key: impl FnOnce(Key) -> Key, value: &T) -> Result<(), StoreError> {
         let mut w = self.key(table, true, key);
-        encode_into(table.name(), value, &mut self.buf)?;
+        encode_into(table.name(), version, value, &mut self.buf)?;
         w.end = self.buf.len();
         self.ops.push(w);
         Ok(())
@@ -497,8 +500,9 @@ impl FjallStore {
         // the processor thread's CPU about 7.0 -> 6.3 us per command in `steady` runs
         // (docs/performance-log.md). Near 2 bytes per row a memtable holds: an outcome row
         // took ~140 bytes of it and a locator row ~80 with ids as text; with format 6's
-        // 17-byte ids about 37 and 18 bytes less (estimated from the keys), so ~1.6 and ~1.9
-        // bytes per row now.
+        // 17-byte ids about 37 and 18 bytes less (estimated from the keys), and an outcome
+        // row 13-14 less again with format 9's tagged type name, so ~1.4 and ~1.9 bytes per row
+        // now (about 11 and 15 bits).
         store.keyed_commands.set_memtable_filter_bytes(KEYED_MEMTABLE_BYTES as usize / 64);
         store.locator.set_memtable_filter_bytes(MEMTABLE_BYTES as usize / 32);
         // The gateway's ids are time-ordered, and the partitions lag one another by a few
@@ -572,10 +576,10 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Refuses a store written in another layout; marks a new store with this one. Then, and
-    /// only then, tables are written with blocked filters: a refused store must stay readable
-    /// by the build that wrote it (fjall flushes and compacts while it opens, before the
-    /// marker can be read).
+    /// Refuses a store written in another layout; marks a new store with this one, and a store
+    /// of [`UPGRADES_FROM`] too. Then, and only then, tables are written with blocked
+    /// filters: a refused store must stay readable by the build that wrote it (fjall flushes
+    /// and compacts while it opens, before the marker can be read).
     fn check_format(&self, path: &std::path::Path) -> Result<(), StoreError> {
         let meta = &self.meta;
         let found = match meta.get(FORMAT_KEY).map_err(engine)? {
@@ -589,8 +593,9 @@ impl FjallStore {
         };
         match found {
             Some(FORMAT) => {}
-            // A new store: marked durably before the first blocked filter.
-            None => {
+            // A new store (marked durably before the first blocked filter), or one whose rows
+            // this build reads as they are (marked before it writes one of the new layout).
+            None | Some(UPGRADES_FROM) => {
                 meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
                 self.db.persist(PersistMode::SyncAll).map_err(engine)?;
             }
@@ -644,11 +649,13 @@ impl FjallStore {
                 Mutation::PutCommand { tenant_id, command_id, status } => {
                     let prefix = ordered_prefix(command_id);
                     newest = newest.max(prefix);
-                    w.put(Table::for_command(prefix), |k| command_key(k, tenant_id, command_id), status)?;
+                    let table = Table::for_command(prefix);
+                    w.put_as(table, TAGGED, |k| command_key(k, tenant_id, command_id), &StatusOut::from(status))?;
                 }
                 Mutation::Audit(e) => {
-                    let row = StoredAudit { invoice_id: Cow::Borrowed(&e.invoice_id), events: Cow::Borrowed(&e.events) };
-                    w.put(Table::Audit, |k| audit_key(k, audit_batch, &e.tenant_id, e.day, e.issued_at_ms, &e.command_id), &row)?;
+                    let row = AuditOut::new(&e.invoice_id, &e.events);
+                    let key = |k| audit_key(k, audit_batch, &e.tenant_id, e.day, e.issued_at_ms, &e.command_id);
+                    w.put_as(Table::Audit, TAGGED, key, &row)?;
                     days.push((e.day, e.tenant_id.as_str()));
                 }
                 Mutation::SetOffset { cluster_id, topic, partition, next_offset } => {
@@ -759,7 +766,8 @@ impl HotStore for FjallStore {
             return Ok(None);
         }
         let table = Table::for_command(prefix);
-        self.row(table, &command_key(Key::new(), tenant_id, command_id).done())
+        let key = command_key(Key::new(), tenant_id, command_id).done();
+        self.keyspace(table).get(key).map_err(engine)?.map(|v| decode_status(table.name(), &v)).transpose()
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
@@ -909,15 +917,8 @@ impl HotStore for FjallStore {
             let (Some(issued_at_ms), Some(command_id)) = (r.i64(), r.id()) else {
                 return Err(corrupt_key(Table::Audit.name()));
             };
-            let row: StoredAudit<'static> = decode(Table::Audit.name(), &v)?;
-            out.push(AuditEntry {
-                tenant_id: tenant_id.to_string(),
-                day,
-                issued_at_ms,
-                command_id: command_id.into_owned(),
-                invoice_id: row.invoice_id.into_owned(),
-                events: row.events.into_owned(),
-            });
+            let (invoice_id, events) = decode_audit(Table::Audit.name(), &v)?;
+            out.push(AuditEntry { tenant_id: tenant_id.to_string(), day, issued_at_ms, command_id: command_id.into_owned(), invoice_id, events });
         }
         Ok(out)
     }
@@ -927,7 +928,7 @@ impl HotStore for FjallStore {
 mod tests {
     use super::*;
     use crate::store::conformance::sample_invoice;
-    use crate::store::{CommandState, CommandStatus};
+    use crate::store::{AuditEvent, CommandState, CommandStatus};
     use fjall::AbstractTree;
 
     /// Tables read by key keep their bloom filters; tables only scanned build none, and the
@@ -996,5 +997,85 @@ mod tests {
         let key = invoice_key(Key::new(), tenant, 2026, 0, "inv-1").done();
         let read: Option<Invoice> = store.row(Table::Invoices, &key).expect("read");
         assert_eq!(read.map(|i| i.invoice_id), Some("inv-1".to_string()));
+    }
+
+    /// A format-8 store (type names as text in outcome and audit rows) opens as format 9: its
+    /// rows read back as they were, and the rows written from then on have tagged names.
+    #[tokio::test]
+    async fn format_8_rows_read_back_after_the_upgrade() {
+        use crate::store::HotStore;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = FjallConfig::new(dir.path());
+        let tenant = "t_0123456789abcdef0123456789abcdef";
+        let issued_at_ms = 1_780_000_000_000;
+        let status = |command_type: &'static str, state| CommandStatus {
+            command_type: command_type.into(),
+            invoice_id: "inv-1".into(),
+            state,
+            issued_at_ms,
+            partition: 3,
+            offset: 41,
+        };
+        let rejected = CommandState::Rejected { code: "overpayment".into(), message: "too much".into() };
+        // A gateway id (`commands`) and a derived one (`commands_keyed`).
+        let outcomes = [
+            ("0199a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", status("create_invoice", CommandState::Applied)),
+            ("5d0f5c2e-8a4b-5c3d-9e1f-2a3b4c5d6e7f", status("record_payment", rejected)),
+        ];
+        let entry = AuditEntry {
+            tenant_id: tenant.into(),
+            day: Date::from_unix_millis(issued_at_ms),
+            issued_at_ms,
+            command_id: outcomes[0].0.into(),
+            invoice_id: "inv-1".into(),
+            events: vec![
+                AuditEvent { kind: "invoice_created".into(), detail: "total 1.00 EUR".into() },
+                AuditEvent { kind: "some_later_event".into(), detail: String::new() },
+            ],
+        };
+        {
+            let store = FjallStore::open(&config).expect("open");
+            let mut batch: Vec<_> = outcomes
+                .iter()
+                .map(|(id, s)| Mutation::PutCommand { tenant_id: tenant.into(), command_id: (*id).into(), status: s.clone() })
+                .collect();
+            batch.push(Mutation::Audit(entry.clone()));
+            store.write_batch(&batch).expect("write");
+            // The same rows as format 8 wrote them.
+            for (id, s) in &outcomes {
+                let table = Table::for_command(ordered_prefix(id));
+                let key = command_key(Key::new(), tenant, id).done();
+                store.keyspace(table).insert(key, encode(table.name(), s).expect("encode")).expect("rewrite");
+            }
+            #[derive(Serialize)]
+            struct Format8Audit<'a> {
+                invoice_id: &'a str,
+                events: &'a [AuditEvent],
+            }
+            let key = store.audit.first_key_value().expect("the audit row").key().expect("key");
+            let old = Format8Audit { invoice_id: &entry.invoice_id, events: &entry.events };
+            store.audit.insert(key, encode(Table::Audit.name(), &old).expect("encode")).expect("rewrite");
+            store.meta.insert(FORMAT_KEY, 8u32.to_be_bytes()).expect("marker");
+        }
+        let store = FjallStore::open(&config).expect("a format-8 store opens");
+        let marker = store.meta.get(FORMAT_KEY).expect("read").expect("marked");
+        assert_eq!(*marker, 9u32.to_be_bytes(), "marked 9 when opened");
+        for (id, s) in &outcomes {
+            let raw = store.keyspace(Table::for_command(ordered_prefix(id))).get(command_key(Key::new(), tenant, id).done());
+            assert_eq!(raw.expect("read").expect("stored")[0], VALUE_VERSION, "{id} is still a format-8 row");
+            assert_eq!(store.get_command(tenant, id).await.expect("read").as_ref(), Some(s), "{id}");
+        }
+        assert_eq!(store.audit.first_key_value().expect("row").value().expect("value")[0], VALUE_VERSION);
+        assert_eq!(store.audit(tenant, entry.day).await.expect("read"), [entry.clone()]);
+
+        // Written again by this build: tagged, and read back the same.
+        let (id, s) = &outcomes[1];
+        let again = Mutation::PutCommand { tenant_id: tenant.into(), command_id: (*id).into(), status: s.clone() };
+        store.write_batch(&[again, Mutation::Audit(entry.clone())]).expect("write");
+        let raw = store.keyed_commands.get(command_key(Key::new(), tenant, id).done()).expect("read").expect("stored");
+        assert_eq!(raw[0], TAGGED);
+        assert_eq!(store.get_command(tenant, id).await.expect("read").as_ref(), Some(s));
+        assert_eq!(store.audit.last_key_value().expect("row").value().expect("value")[0], TAGGED);
+        assert_eq!(store.audit(tenant, entry.day).await.expect("read"), [entry.clone(), entry]);
     }
 }

@@ -214,21 +214,24 @@ impl<'a> KeyReader<'a> {
     }
 }
 
-/// Format version of stored values; a new layout gets a new number and a migration.
-const VALUE_VERSION: u8 = 1;
+/// Format version of stored values, their first byte; a new layout of a table's values gets
+/// a new number, and the table's reader reads every number its store can hold (see
+/// [`split_version`]).
+pub(crate) const VALUE_VERSION: u8 = 1;
 
 /// `v` as a stored value, in a buffer of its own.
 pub(crate) fn encode<T: Serialize>(table: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
     // Room for most rows at once: growing the Vec byte run by byte run showed up in profiles.
     let mut out = Vec::with_capacity(256);
-    encode_into(table, v, &mut out)?;
+    encode_into(table, VALUE_VERSION, v, &mut out)?;
     Ok(out)
 }
 
-/// Appends `v` as a stored value to `out`; on failure `out` is left as it was.
-pub(crate) fn encode_into<T: Serialize>(table: &'static str, v: &T, out: &mut Vec<u8>) -> Result<(), StoreError> {
+/// Appends `v` as a stored value of layout `version` to `out`; on failure `out` is left as
+/// it was.
+pub(crate) fn encode_into<T: Serialize>(table: &'static str, version: u8, v: &T, out: &mut Vec<u8>) -> Result<(), StoreError> {
     let start = out.len();
-    out.push(VALUE_VERSION);
+    out.push(version);
     postcard::serialize_with_flavor(v, Append(out)).map_err(|e| {
         out.truncate(start);
         StoreError::Engine(format!("encoding a row of {table}: {e}"))
@@ -255,14 +258,27 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
+/// A stored value of layout [`VALUE_VERSION`].
 pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    match bytes.split_first() {
-        Some((&VALUE_VERSION, body)) => {
-            postcard::from_bytes(body).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
-        }
-        Some((v, _)) => Err(StoreError::Corrupt { table, detail: format!("unknown value version {v}") }),
-        None => Err(StoreError::Corrupt { table, detail: "empty value".into() }),
+    match split_version(table, bytes)? {
+        (VALUE_VERSION, body) => decode_body(table, body),
+        (v, _) => Err(unknown_version(table, v)),
     }
+}
+
+/// A stored value's layout version and the rest of it, for a table whose values have had
+/// more than one layout.
+pub(crate) fn split_version<'a>(table: &'static str, bytes: &'a [u8]) -> Result<(u8, &'a [u8]), StoreError> {
+    bytes.split_first().map(|(&v, body)| (v, body)).ok_or_else(|| StoreError::Corrupt { table, detail: "empty value".into() })
+}
+
+/// The body of a stored value (after its version byte).
+pub(crate) fn decode_body<T: DeserializeOwned>(table: &'static str, body: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(body).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
+}
+
+pub(crate) fn unknown_version(table: &'static str, version: u8) -> StoreError {
+    StoreError::Corrupt { table, detail: format!("unknown value version {version}") }
 }
 
 /// Lower-case hex, for opaque page tokens.

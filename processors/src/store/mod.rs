@@ -19,6 +19,7 @@
 pub mod conformance;
 mod fjall;
 mod keys;
+mod tagged;
 
 pub use self::fjall::{DEFAULT_CACHE_MB, EngineStats, FjallConfig, FjallStore, TableStats};
 
