@@ -88,7 +88,7 @@ async fn fjall_refuses_a_store_of_another_format() {
     }
     // Format 8 (type names as text in outcome and audit rows) is read as it is: marked 9 when
     // opened, so that a build of format 8 refuses it from then on. Its rows read back in
-    // `fjall_reads_the_rows_of_format_8` (the store's unit tests).
+    // `format_8_rows_read_back_after_the_upgrade` (the store's unit tests).
     set_marker(8);
     drop(FjallStore::open(&config).expect("a format-8 store opens"));
     assert_eq!(marker(), 9);

@@ -277,6 +277,7 @@ pub(crate) fn decode_body<T: DeserializeOwned>(table: &'static str, body: &[u8])
     postcard::from_bytes(body).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
 }
 
+/// The error for a value whose layout version its table's reader does not know.
 pub(crate) fn unknown_version(table: &'static str, version: u8) -> StoreError {
     StoreError::Corrupt { table, detail: format!("unknown value version {version}") }
 }
