@@ -928,6 +928,7 @@ impl HotStore for FjallStore {
 mod tests {
     use super::*;
     use crate::store::conformance::sample_invoice;
+    use crate::store::tagged::AuditText;
     use crate::store::{AuditEvent, CommandState, CommandStatus};
     use fjall::AbstractTree;
 
@@ -1047,13 +1048,8 @@ mod tests {
                 let key = command_key(Key::new(), tenant, id).done();
                 store.keyspace(table).insert(key, encode(table.name(), s).expect("encode")).expect("rewrite");
             }
-            #[derive(Serialize)]
-            struct Format8Audit<'a> {
-                invoice_id: &'a str,
-                events: &'a [AuditEvent],
-            }
             let key = store.audit.first_key_value().expect("the audit row").key().expect("key");
-            let old = Format8Audit { invoice_id: &entry.invoice_id, events: &entry.events };
+            let old = AuditText { invoice_id: entry.invoice_id.clone(), events: entry.events.clone() };
             store.audit.insert(key, encode(Table::Audit.name(), &old).expect("encode")).expect("rewrite");
             store.meta.insert(FORMAT_KEY, 8u32.to_be_bytes()).expect("marker");
         }

@@ -169,11 +169,13 @@ struct AuditIn {
     events: Vec<(ReadName, String)>,
 }
 
-/// An audit row of layout [`VALUE_VERSION`]: the events' kinds as text.
+/// An audit row of layout [`VALUE_VERSION`]: the events' kinds as text. Tests write it, as
+/// format 8 did.
 #[derive(Deserialize)]
-struct AuditText {
-    invoice_id: String,
-    events: Vec<AuditEvent>,
+#[cfg_attr(test, derive(Serialize))]
+pub(crate) struct AuditText {
+    pub(crate) invoice_id: String,
+    pub(crate) events: Vec<AuditEvent>,
 }
 
 /// An audit row of either layout: its invoice and events.
@@ -244,18 +246,13 @@ mod tests {
     /// Rows written by format 8 (names as text) read back unchanged.
     #[test]
     fn text_layout_rows_still_read() {
-        #[derive(Serialize)]
-        struct OldAudit<'a> {
-            invoice_id: &'a str,
-            events: &'a [AuditEvent],
-        }
         let s = status("record_payment", rejected());
         let mut old = Vec::new();
         encode_into("commands", VALUE_VERSION, &s, &mut old).expect("encode");
         assert_eq!(decode_status("commands", &old).expect("decode"), s);
         let evs = events(&["payment_applied", "invoice_paid"]);
         let mut old = Vec::new();
-        encode_into("audit_log", VALUE_VERSION, &OldAudit { invoice_id: "r-2", events: &evs }, &mut old).expect("encode");
+        encode_into("audit_log", VALUE_VERSION, &AuditText { invoice_id: "r-2".into(), events: evs.clone() }, &mut old).expect("encode");
         assert_eq!(decode_audit("audit_log", &old).expect("decode"), ("r-2".to_string(), evs));
     }
 
