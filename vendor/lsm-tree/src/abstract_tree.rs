@@ -572,6 +572,17 @@ pub trait AbstractTree {
         seqno: SeqNo,
     ) -> (u64, u64);
 
+    /// billstream patch: appends `items` (values and tombstones, each with its seqno) to the
+    /// active memtable, as many calls of [`AbstractTree::insert`] and
+    /// [`AbstractTree::remove`] would, with the memtable's skiplist searching for each from
+    /// where the one before landed while their keys ascend (`Memtable::insert_ascending`): a
+    /// run sorted by key inserts at a few key comparisons per item instead of a walk from the
+    /// skiplist's head. Any order is inserted correctly.
+    ///
+    /// Returns the items' size and the new size of the memtable.
+    #[doc(hidden)]
+    fn append_ascending<I: IntoIterator<Item = InternalValue>>(&self, items: I) -> (u64, u64);
+
     /// Removes an item from the tree.
     ///
     /// Returns the added item's size and new size of the memtable.

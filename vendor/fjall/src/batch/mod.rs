@@ -6,7 +6,7 @@ pub mod item;
 
 use crate::{Database, Keyspace, PersistMode};
 use item::Item;
-use lsm_tree::{AbstractTree, UserKey, UserValue, ValueType};
+use lsm_tree::{AbstractTree, InternalValue, UserKey, UserValue, ValueType};
 use std::collections::HashSet;
 
 /// An atomic write batch
@@ -144,28 +144,30 @@ impl WriteBatch {
 
         let mut batch_size = 0u64;
 
-        // billstream patch (see `PATCHED.md`): the keyspace of the item before, so a run of
-        // items in one keyspace hashes its name into the set once, not once per item.
-        let mut previous_keyspace = None;
-
         log::trace!("Applying batch (size={}) to memtable(s)", self.data.len());
 
-        for item in std::mem::take(&mut self.data) {
-            // TODO: need a better, generic write op
-            let (item_size, _) = match item.value_type {
-                ValueType::Value => item.keyspace.tree.insert(item.key, item.value, batch_seqno),
-                ValueType::Tombstone => item.keyspace.tree.remove(item.key, batch_seqno),
-                ValueType::WeakTombstone => item.keyspace.tree.remove_weak(item.key, batch_seqno),
-                ValueType::Indirection => unreachable!(),
-            };
-
-            batch_size += item_size;
+        // billstream patch (see `PATCHED.md`): each run of items in one keyspace goes to its
+        // tree in one call, which inserts them into the memtable's skiplist each from where
+        // the one before landed (billstream's batches are sorted by keyspace and key), and
+        // hashes the keyspace into the set once per run, not once per item.
+        let mut items = std::mem::take(&mut self.data).into_iter().peekable();
+        while let Some(first) = items.next() {
+            let keyspace = first.keyspace.clone();
+            let run = std::iter::once(first)
+                .chain(std::iter::from_fn(|| items.next_if(|i| i.keyspace.id == keyspace.id)))
+                .map(|item| match item.value_type {
+                    ValueType::Value => {
+                        InternalValue::from_components(item.key, item.value, batch_seqno, ValueType::Value)
+                    }
+                    ValueType::Tombstone => InternalValue::new_tombstone(item.key, batch_seqno),
+                    ValueType::WeakTombstone => InternalValue::new_weak_tombstone(item.key, batch_seqno),
+                    ValueType::Indirection => unreachable!(),
+                });
+            let (run_size, _) = keyspace.tree.append_ascending(run);
+            batch_size += run_size;
 
             // IMPORTANT: Clone the handle, because we don't want to keep the keyspaces lock open
-            if previous_keyspace != Some(item.keyspace.id) {
-                previous_keyspace = Some(item.keyspace.id);
-                keyspaces_with_possible_stall.insert(item.keyspace.clone());
-            }
+            keyspaces_with_possible_stall.insert(keyspace);
         }
 
         self.db.supervisor.snapshot_tracker.publish(batch_seqno);

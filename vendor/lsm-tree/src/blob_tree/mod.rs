@@ -631,4 +631,8 @@ impl AbstractTree for BlobTree {
     fn remove_weak<K: Into<UserKey>>(&self, key: K, seqno: SeqNo) -> (u64, u64) {
         self.index.remove_weak(key, seqno)
     }
+
+    fn append_ascending<I: IntoIterator<Item = crate::InternalValue>>(&self, items: I) -> (u64, u64) {
+        self.index.append_ascending(items)
+    }
 }

@@ -697,6 +697,18 @@ impl AbstractTree for Tree {
         let value = InternalValue::new_weak_tombstone(key, seqno);
         self.append_entry(value)
     }
+
+    fn append_ascending<I: IntoIterator<Item = InternalValue>>(&self, items: I) -> (u64, u64) {
+        // Held over the whole run, as `append_entry` holds it over its one insert, so no item
+        // lands in a memtable once it is sealed.
+        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
+        self.version_history
+            .read()
+            .expect("lock is poisoned")
+            .latest_version()
+            .active_memtable
+            .insert_ascending(items)
+    }
 }
 
 impl Tree {
