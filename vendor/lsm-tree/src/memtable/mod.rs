@@ -219,9 +219,11 @@ impl Memtable {
         self.items.is_empty()
     }
 
-    /// Inserts an item into the memtable
-    #[doc(hidden)]
-    pub fn insert(&self, item: InternalValue) -> (u64, u64) {
+    /// billstream patch: an item's size as the memtable counts it, and its skiplist entry;
+    /// sets the memtable filter's bits for its key first (before the item can be seen: a
+    /// reader that finds it must not be told "absent"). Shared by [`Memtable::insert`] and
+    /// [`Memtable::insert_ascending`].
+    fn entry(&self, item: InternalValue) -> (u64, (InternalKey, UserValue)) {
         #[expect(
             clippy::expect_used,
             reason = "keys are limited to 16-bit length + values are limited to 32-bit length"
@@ -231,20 +233,28 @@ impl Memtable {
                 .try_into()
                 .expect("should fit into u64");
 
-        let size_before = self
-            .approximate_size
-            .fetch_add(item_size, std::sync::atomic::Ordering::AcqRel);
-
-        // Set before the item can be seen: a reader that finds it must not be told "absent".
         if let Some(filter) = &self.filter {
             filter.insert(Self::key_hash(&item.key.user_key));
         }
 
         let key = InternalKey::new(item.key.user_key, item.key.seqno, item.key.value_type);
-        self.items.insert(key, item.value);
+        (item_size, (key, item.value))
+    }
+
+    /// Inserts an item into the memtable
+    #[doc(hidden)]
+    pub fn insert(&self, item: InternalValue) -> (u64, u64) {
+        let seqno = item.key.seqno;
+        let (item_size, (key, value)) = self.entry(item);
+
+        let size_before = self
+            .approximate_size
+            .fetch_add(item_size, std::sync::atomic::Ordering::AcqRel);
+
+        self.items.insert(key, value);
 
         self.highest_seqno
-            .fetch_max(item.key.seqno, std::sync::atomic::Ordering::AcqRel);
+            .fetch_max(seqno, std::sync::atomic::Ordering::AcqRel);
 
         (item_size, size_before + item_size)
     }
@@ -259,13 +269,10 @@ impl Memtable {
         let mut added = 0u64;
         let mut highest = 0;
         let entries = items.into_iter().map(|item| {
-            added += (item.key.user_key.len() + item.value.len() + std::mem::size_of::<InternalValue>()) as u64;
             highest = highest.max(item.key.seqno);
-            // Set before the item can be seen: a reader that finds it must not be told "absent".
-            if let Some(filter) = &self.filter {
-                filter.insert(Self::key_hash(&item.key.user_key));
-            }
-            (InternalKey::new(item.key.user_key, item.key.seqno, item.key.value_type), item.value)
+            let (item_size, entry) = self.entry(item);
+            added += item_size;
+            entry
         });
         self.items.insert_ascending(entries);
 
