@@ -141,6 +141,11 @@ impl Key {
         }
         self
     }
+    /// Bytes as they are: parts of another key (see [`KeyReader::id_bytes`]).
+    pub(crate) fn raw(mut self, v: &[u8]) -> Self {
+        self.bytes.extend_from_slice(v);
+        self
+    }
     pub(crate) fn u8(mut self, v: u8) -> Self {
         self.bytes.push(v);
         self
@@ -195,6 +200,17 @@ impl<'a> KeyReader<'a> {
             ID_TEXT => self.s().map(Cow::Borrowed),
             _ => None,
         }
+    }
+    /// An id written by [`Key::id`], as its bytes (tag included), undecoded.
+    pub(crate) fn id_bytes(&mut self) -> Option<&'a [u8]> {
+        let len = match *self.0.first()? {
+            ID_UUID | ID_TENANT => 17,
+            ID_TEXT => 2 + self.0[1..].iter().position(|&b| b == 0)?,
+            _ => return None,
+        };
+        let (head, tail) = self.0.split_at_checked(len)?;
+        self.0 = tail;
+        Some(head)
     }
     pub(crate) fn u32(&mut self) -> Option<u32> {
         let (head, tail) = self.0.split_first_chunk::<4>()?;
