@@ -299,11 +299,29 @@ struct Position<'a, K, V> {
 /// billstream patch: where the previous insert of an ascending run landed, so that the next
 /// one searches from there instead of from the head (see [`SkipList::insert_ascending`]).
 struct Finger<'a, K, V> {
-    /// At each level, the head or a tower linked at that level whose key is below `last`.
-    left: [&'a Tower<K, V>; MAX_HEIGHT],
+    /// The previous insert's search, updated in place by the next (a `Position` is two arrays
+    /// of `MAX_HEIGHT` pointers; copied from the finger, returned and copied back, it took
+    /// five or six calls to `memcpy` per insert). `pos.left` holds, at each level, the head or
+    /// a tower linked at that level whose key is below `last`; `pos.right` is stale between
+    /// inserts.
+    pos: Position<'a, K, V>,
 
     /// The key of the previous insert; `None` before the first.
     last: Option<&'a K>,
+}
+
+impl<'a, K, V> Finger<'a, K, V> {
+    /// A finger at the head: below every key.
+    fn at_head(head: &'a Head<K, V>) -> Self {
+        Finger {
+            pos: Position {
+                found: None,
+                left: [&**head; MAX_HEIGHT],
+                right: [Shared::null(); MAX_HEIGHT],
+            },
+            last: None,
+        }
+    }
 }
 
 /// Frequently modified data associated with a skip list.
@@ -780,14 +798,30 @@ where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
+        // billstream patch: the search writes into a `Position` it is given (see
+        // `search_position_into`).
+        let mut result = Position {
+            found: None,
+            left: [&*self.head; MAX_HEIGHT],
+            right: [Shared::null(); MAX_HEIGHT],
+        };
+        self.search_position_into(key, &mut result, guard);
+        result
+    }
+
+    /// billstream patch: [`search_position`](Self::search_position) into `result`, which it
+    /// overwrites whole (a finger's search falls back to it without copying its result).
+    fn search_position_into<'a, Q>(&'a self, key: &Q, result: &mut Position<'a, K, V>, guard: &'a Guard)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         unsafe {
             'search: loop {
                 // The result of this search.
-                let mut result = Position {
-                    found: None,
-                    left: [&*self.head; MAX_HEIGHT],
-                    right: [Shared::null(); MAX_HEIGHT],
-                };
+                result.found = None;
+                result.left = [&*self.head; MAX_HEIGHT];
+                result.right = [Shared::null(); MAX_HEIGHT];
 
                 // The current level we're at.
                 let mut level = self.hot_data.max_height.load(Ordering::Relaxed);
@@ -854,35 +888,37 @@ where
                     result.right[level] = curr;
                 }
 
-                return result;
+                return;
             }
         }
     }
 
     /// billstream patch: [`search_position`](Self::search_position) for a key above the
-    /// finger's `last`, exact at levels `0..=top` (the levels a node of height `top + 1`
-    /// links at); above `top` the result holds the finger's towers, and no successors.
+    /// finger's `last`, in place in the finger's `pos`: exact at levels `0..=top` (the levels a
+    /// node of height `top + 1` links at); above `top`, `pos.left` keeps the finger's towers,
+    /// and `pos.right` is not to be read.
     ///
     /// From level `top` it climbs while the finger's successor at that level is still below
     /// `key`, then descends from the finger's tower there as the full search descends from the
     /// head. For keys inserted in ascending order, close to one another, that is a few
     /// comparisons instead of about two per level of the list. Every tower it starts from is a
-    /// valid predecessor: linked at its level, its key below `last` and so below `key`. `None`
+    /// valid predecessor: linked at its level, its key below `last` and so below `key`. False
     /// if a marked pointer is met (a node being removed): the caller then runs the full search,
-    /// which helps unlink it.
+    /// which helps unlink it. `pos.left` then still holds valid predecessors of `key`, which
+    /// the full search overwrites.
     fn search_from<'a>(
         &'a self,
         key: &K,
-        finger: &Finger<'a, K, V>,
+        pos: &mut Position<'a, K, V>,
         top: usize,
         guard: &'a Guard,
-    ) -> Option<Position<'a, K, V>> {
+    ) -> bool {
         unsafe {
             let mut level = top;
             loop {
-                let next = finger.left[level][level].load_consume(guard);
+                let next = pos.left[level][level].load_consume(guard);
                 if next.tag() == 1 {
-                    return None;
+                    return false;
                 }
                 match next.as_ref() {
                     Some(n) if n.key < *key && level + 1 < MAX_HEIGHT => level += 1,
@@ -890,26 +926,22 @@ where
                 }
             }
 
-            let mut result = Position {
-                found: None,
-                left: finger.left,
-                right: [Shared::null(); MAX_HEIGHT],
-            };
-            let mut pred = finger.left[level];
+            pos.found = None;
+            let mut pred = pos.left[level];
             loop {
                 let mut curr = pred[level].load_consume(guard);
                 if curr.tag() == 1 {
-                    return None;
+                    return false;
                 }
                 while let Some(c) = curr.as_ref() {
                     let succ = c.tower[level].load_consume(guard);
                     if succ.tag() == 1 {
-                        return None;
+                        return false;
                     }
                     match c.key.cmp(key) {
                         cmp::Ordering::Greater => break,
                         cmp::Ordering::Equal => {
-                            result.found = Some(c);
+                            pos.found = Some(c);
                             break;
                         }
                         cmp::Ordering::Less => {}
@@ -917,10 +949,10 @@ where
                     pred = &c.tower;
                     curr = succ;
                 }
-                result.left[level] = pred;
-                result.right[level] = curr;
+                pos.left[level] = pred;
+                pos.right[level] = curr;
                 if level == 0 {
-                    return Some(result);
+                    return true;
                 }
                 level -= 1;
             }
@@ -932,14 +964,16 @@ where
     /// If `replace` is `true`, then any existing entry with this key will first be removed.
     ///
     /// billstream patch: with a `finger` whose `last` is below `key`, the first search starts
-    /// from it ([`search_from`](Self::search_from)), and the finger is moved to the new node.
+    /// from it ([`search_from`](Self::search_from)), every search is made in the finger's
+    /// `pos`, and the finger is moved to the new node. A finger is only passed with a
+    /// `replace` that replaces.
     fn insert_internal<'a, F, CompareF>(
         &'a self,
         key: K,
         value: F,
         replace: CompareF,
         guard: &Guard,
-        mut finger: Option<&mut Finger<'a, K, V>>,
+        finger: Option<&mut Finger<'a, K, V>>,
     ) -> RefEntry<'a, K, V>
     where
         F: FnOnce() -> V,
@@ -953,26 +987,33 @@ where
             // the lifetime of the guard.
             let guard = &*(guard as *const _);
 
-            let mut search;
+            // billstream patch: every search is made in place, in the finger's `pos` or in
+            // `own`, and `last` is the finger's previous key.
+            let mut own;
+            let (search, last) = match finger {
+                Some(f) => (&mut f.pos, Some(&mut f.last)),
+                None => {
+                    own = Position {
+                        found: None,
+                        left: [&*self.head; MAX_HEIGHT],
+                        right: [Shared::null(); MAX_HEIGHT],
+                    };
+                    (&mut own, None)
+                }
+            };
             // billstream patch: drawn before the search when a finger is used, which searches
             // exactly only the levels the node will link at.
             let mut height = 0;
             loop {
                 // First try searching for the key.
                 // Note that the `Ord` implementation for `K` may panic during the search.
-                let from = match finger.as_deref() {
-                    Some(f) if f.last.map_or(true, |last| *last < key) => {
-                        if height == 0 {
-                            height = self.random_height();
-                        }
-                        self.search_from(&key, f, height - 1, guard)
-                    }
-                    _ => None,
-                };
-                search = match from {
-                    Some(p) => p,
-                    None => self.search_position(&key, guard),
-                };
+                let above = matches!(&last, Some(l) if l.map_or(true, |last| *last < key));
+                if above && height == 0 {
+                    height = self.random_height();
+                }
+                if !(above && self.search_from(&key, search, height - 1, guard)) {
+                    self.search_position_into(&key, search, guard);
+                }
 
                 let r = match search.found {
                     Some(r) => r,
@@ -989,6 +1030,12 @@ where
                     // If a node with the key was found and we're not going to replace it, let's
                     // try returning it as an entry.
                     if let Some(e) = RefEntry::try_acquire(self, r) {
+                        // billstream patch: the finger searched for a key it is not moved to;
+                        // back to the head (not reached: see above).
+                        if let Some(last) = last {
+                            search.left = [&*self.head; MAX_HEIGHT];
+                            *last = None;
+                        }
                         return e;
                     }
 
@@ -1049,7 +1096,7 @@ where
                         }
                     }
                     let sg = ScopeGuard(node.as_raw());
-                    search = self.search_position(&n.key, guard);
+                    self.search_position_into(&n.key, search, guard);
                     mem::forget(sg);
                 }
 
@@ -1068,6 +1115,11 @@ where
                             // Destroy the new node.
                             Node::finalize(node.as_raw());
                             self.hot_data.len.fetch_sub(1, Ordering::Relaxed);
+                            // billstream patch: as above.
+                            if let Some(last) = last {
+                                search.left = [&*self.head; MAX_HEIGHT];
+                                *last = None;
+                            }
 
                             return e;
                         }
@@ -1124,7 +1176,7 @@ where
                     // is completely optional. Only the lowest level really matters, and all the
                     // higher levels are there just to make searching faster.
                     if succ.as_ref().map(|s| &s.key) == Some(&n.key) {
-                        search = self.search_position(&n.key, guard);
+                        self.search_position_into(&n.key, search, guard);
                         continue;
                     }
 
@@ -1165,7 +1217,7 @@ where
                     // any invariants. Note that building higher levels is completely optional.
                     // Only the lowest level really matters, and all the higher levels are there
                     // just to make searching faster.
-                    search = self.search_position(&n.key, guard);
+                    self.search_position_into(&n.key, search, guard);
                 }
             }
 
@@ -1178,19 +1230,19 @@ where
             // TODO(Amanieu): can we use relaxed ordering here?
             if n.tower[height - 1].load(Ordering::SeqCst, guard).tag() == 1 {
                 self.search_bound(Bound::Included(&n.key), false, guard);
-                // billstream patch: being removed, so no predecessor for the next insert.
-                finger = None;
-            }
-
-            // billstream patch: the next key of an ascending run is above this one, so the
-            // predecessors found for this key are predecessors for it, and the new node is a
-            // closer one at every level it is linked at.
-            if let Some(f) = finger {
-                f.left = search.left;
-                for level in 0..linked {
-                    f.left[level] = &n.tower;
+                // billstream patch: being removed, so the finger goes back to the head.
+                if let Some(last) = last {
+                    search.left = [&*self.head; MAX_HEIGHT];
+                    *last = None;
                 }
-                f.last = Some(&n.key);
+            } else if let Some(last) = last {
+                // billstream patch: the next key of an ascending run is above this one, so the
+                // predecessors found for this key are predecessors for it, and the new node is
+                // a closer one at every level it is linked at.
+                for level in 0..linked {
+                    search.left[level] = &n.tower;
+                }
+                *last = Some(&n.key);
             }
 
             // Finally, return the new entry.
@@ -1227,10 +1279,7 @@ where
     {
         self.check_guard(guard);
         // Towers reached from the head under `guard` stay allocated while it is pinned.
-        let mut finger = Finger {
-            left: [&*self.head; MAX_HEIGHT],
-            last: None,
-        };
+        let mut finger = Finger::at_head(&self.head);
         for (key, value) in entries {
             self.insert_internal(key, || value, |_| true, guard, Some(&mut finger))
                 .release(guard);
