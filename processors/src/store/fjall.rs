@@ -708,28 +708,30 @@ impl FjallStore {
             }
         }
         w.sort();
-        let mut b = self.db.batch();
-        if self.sync_commits {
-            b = b.durability(Some(PersistMode::SyncData));
+        // The index rows of the batch's audit rows: one per tenant and day, read from the
+        // sorted rows' keys, where each tenant's rows of a day are adjacent.
+        let mut index: Vec<Vec<u8>> = Vec::new();
+        let mut last_day = None;
+        for op in w.ops.iter().filter(|op| op.table == Table::Audit) {
+            let day = audit_tenant_day(w.key_of(op)).ok_or_else(|| corrupt_key(Table::Audit.name()))?;
+            if last_day != Some(day) {
+                index.push(audit_index_key_of(day, audit_batch));
+                last_day = Some(day);
+            }
         }
+        // Room for every row at once (`Database::batch` starts empty: growing its list by
+        // doubling copied it a dozen times per batch), and the durability `Database::batch`
+        // gives, or fsync.
+        let durability = if self.sync_commits { PersistMode::SyncData } else { PersistMode::Buffer };
+        let mut b = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), w.ops.len() + index.len() + 1).durability(Some(durability));
         if let Some(newest) = newest.filter(|n| *n > self.newest_ordered.load(Ordering::Acquire)) {
             // Raised before the commit: until it lands, a read of these ids looks at the
             // table (and finds nothing yet) instead of being answered from a stale prefix.
             self.newest_ordered.store(newest, Ordering::Release);
             b.insert(&self.meta, NEWEST_ORDERED_KEY, newest.to_be_bytes());
         }
-        // The index rows of the batch's audit rows: one per tenant and day, read from the
-        // sorted rows' keys, where each tenant's rows of a day are adjacent.
-        let (mut index, mut last_day) = (Vec::new(), None);
         let mut ops = w.ops.iter().peekable();
         while let Some(op) = ops.next() {
-            if op.table == Table::Audit {
-                let day = audit_tenant_day(w.key_of(op)).ok_or_else(|| corrupt_key(Table::Audit.name()))?;
-                if last_day != Some(day) {
-                    index.push(audit_index_key_of(day, audit_batch));
-                    last_day = Some(day);
-                }
-            }
             if ops.peek().is_some_and(|next| next.head == op.head && w.key_of(next) == w.key_of(op)) {
                 continue;
             }
