@@ -384,6 +384,13 @@ struct Write {
     put: bool,
 }
 
+impl Write {
+    /// Its key, in the batch's buffer.
+    fn key<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.start..][..usize::from(self.key_len)]
+    }
+}
+
 impl Writes {
     fn with_capacity(rows: usize) -> Self {
         Writes { buf: Vec::with_capacity(rows * 160), ops: Vec::with_capacity(rows), recent: Some(Box::default()) }
@@ -437,7 +444,7 @@ impl Writes {
     }
 
     fn key_of(&self, w: &Write) -> &[u8] {
-        &self.buf[w.start..][..usize::from(w.key_len)]
+        w.key(&self.buf)
     }
 
     fn value_of(&self, w: &Write) -> &[u8] {
@@ -448,8 +455,7 @@ impl Writes {
     /// stays last.
     fn sort(&mut self) {
         let buf = &self.buf;
-        let key = |w: &Write| &buf[w.start..][..usize::from(w.key_len)];
-        self.ops.sort_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
+        self.ops.sort_by(|a, b| a.head.cmp(&b.head).then_with(|| a.key(buf).cmp(b.key(buf))));
     }
 }
 
@@ -720,10 +726,11 @@ impl FjallStore {
             }
         }
         // Room for every row at once (`Database::batch` starts empty: growing its list by
-        // doubling copied it a dozen times per batch), and the durability `Database::batch`
-        // gives, or fsync.
-        let durability = if self.sync_commits { PersistMode::SyncData } else { PersistMode::Buffer };
-        let mut b = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), w.ops.len() + index.len() + 1).durability(Some(durability));
+        // doubling copied it a dozen times per batch).
+        let mut b = self.db.batch_with_capacity(w.ops.len() + index.len() + 1);
+        if self.sync_commits {
+            b = b.durability(Some(PersistMode::SyncData));
+        }
         if let Some(newest) = newest.filter(|n| *n > self.newest_ordered.load(Ordering::Acquire)) {
             // Raised before the commit: until it lands, a read of these ids looks at the
             // table (and finds nothing yet) instead of being answered from a stale prefix.

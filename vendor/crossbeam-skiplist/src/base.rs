@@ -296,6 +296,18 @@ struct Position<'a, K, V> {
     right: [Shared<'a, Node<K, V>>; MAX_HEIGHT],
 }
 
+impl<'a, K, V> Position<'a, K, V> {
+    /// billstream patch: the position of a search not yet made: the head at every level, no
+    /// successors.
+    fn at_head(head: &'a Head<K, V>) -> Self {
+        Position {
+            found: None,
+            left: [&**head; MAX_HEIGHT],
+            right: [Shared::null(); MAX_HEIGHT],
+        }
+    }
+}
+
 /// billstream patch: where the previous insert of an ascending run landed, so that the next
 /// one searches from there instead of from the head (see [`SkipList::insert_ascending`]).
 struct Finger<'a, K, V> {
@@ -314,11 +326,7 @@ impl<'a, K, V> Finger<'a, K, V> {
     /// A finger at the head: below every key.
     fn at_head(head: &'a Head<K, V>) -> Self {
         Finger {
-            pos: Position {
-                found: None,
-                left: [&**head; MAX_HEIGHT],
-                right: [Shared::null(); MAX_HEIGHT],
-            },
+            pos: Position::at_head(head),
             last: None,
         }
     }
@@ -800,11 +808,7 @@ where
     {
         // billstream patch: the search writes into a `Position` it is given (see
         // `search_position_into`).
-        let mut result = Position {
-            found: None,
-            left: [&*self.head; MAX_HEIGHT],
-            right: [Shared::null(); MAX_HEIGHT],
-        };
+        let mut result = Position::at_head(&self.head);
         self.search_position_into(key, &mut result, guard);
         result
     }
@@ -819,9 +823,7 @@ where
         unsafe {
             'search: loop {
                 // The result of this search.
-                result.found = None;
-                result.left = [&*self.head; MAX_HEIGHT];
-                result.right = [Shared::null(); MAX_HEIGHT];
+                *result = Position::at_head(&self.head);
 
                 // The current level we're at.
                 let mut level = self.hot_data.max_height.load(Ordering::Relaxed);
@@ -959,6 +961,15 @@ where
         }
     }
 
+    /// billstream patch: a finger's position and previous key (`last`, `None` for an insert
+    /// without a finger) put back at the head, below every key.
+    fn finger_to_head<'a>(&'a self, pos: &mut Position<'a, K, V>, last: Option<&mut Option<&'a K>>) {
+        if let Some(last) = last {
+            *pos = Position::at_head(&self.head);
+            *last = None;
+        }
+    }
+
     /// Inserts an entry with the specified `key` and `value`.
     ///
     /// If `replace` is `true`, then any existing entry with this key will first be removed.
@@ -993,11 +1004,7 @@ where
             let (search, last) = match finger {
                 Some(f) => (&mut f.pos, Some(&mut f.last)),
                 None => {
-                    own = Position {
-                        found: None,
-                        left: [&*self.head; MAX_HEIGHT],
-                        right: [Shared::null(); MAX_HEIGHT],
-                    };
+                    own = Position::at_head(&self.head);
                     (&mut own, None)
                 }
             };
@@ -1030,12 +1037,9 @@ where
                     // If a node with the key was found and we're not going to replace it, let's
                     // try returning it as an entry.
                     if let Some(e) = RefEntry::try_acquire(self, r) {
-                        // billstream patch: the finger searched for a key it is not moved to;
-                        // back to the head (not reached: see above).
-                        if let Some(last) = last {
-                            search.left = [&*self.head; MAX_HEIGHT];
-                            *last = None;
-                        }
+                        // billstream patch: the finger searched for a key it is not moved to
+                        // (not reached: see above).
+                        self.finger_to_head(search, last);
                         return e;
                     }
 
@@ -1116,10 +1120,7 @@ where
                             Node::finalize(node.as_raw());
                             self.hot_data.len.fetch_sub(1, Ordering::Relaxed);
                             // billstream patch: as above.
-                            if let Some(last) = last {
-                                search.left = [&*self.head; MAX_HEIGHT];
-                                *last = None;
-                            }
+                            self.finger_to_head(search, last);
 
                             return e;
                         }
@@ -1231,10 +1232,7 @@ where
             if n.tower[height - 1].load(Ordering::SeqCst, guard).tag() == 1 {
                 self.search_bound(Bound::Included(&n.key), false, guard);
                 // billstream patch: being removed, so the finger goes back to the head.
-                if let Some(last) = last {
-                    search.left = [&*self.head; MAX_HEIGHT];
-                    *last = None;
-                }
+                self.finger_to_head(search, last);
             } else if let Some(last) = last {
                 // billstream patch: the next key of an ascending run is above this one, so the
                 // predecessors found for this key are predecessors for it, and the new node is

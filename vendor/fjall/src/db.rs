@@ -184,7 +184,14 @@ impl Database {
     /// ```
     #[must_use]
     pub fn batch(&self) -> WriteBatch {
-        let mut batch = WriteBatch::new(self.clone());
+        self.batch_with_capacity(0)
+    }
+
+    /// billstream patch (see `PATCHED.md`): [`Database::batch`] with room for `capacity`
+    /// items, so that a large batch does not grow its item list by doubling.
+    #[must_use]
+    pub fn batch_with_capacity(&self, capacity: usize) -> WriteBatch {
+        let mut batch = WriteBatch::with_capacity(self.clone(), capacity);
 
         if !self.config.manual_journal_persist {
             batch = batch.durability(Some(PersistMode::Buffer));
