@@ -6,7 +6,8 @@ mod common;
 use billstream::pipeline::Pipeline;
 use billstream_processors::domain::ids;
 use billstream_schemas::{Event, SchemaCatalog};
-use common::{Api, config, consume, invoice, tenant};
+use common::{Api, config, consume, consume_to_end, invoice, tenant};
+use rdkafka::Timestamp;
 use rdkafka::message::{Headers, Message};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -169,6 +170,19 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
     for k in ["invoice_created", "invoice_issued", "payment_applied", "invoice_paid", "invoice_voided", "command_rejected"] {
         assert!(kinds.contains(k), "no {k} event in {kinds:?}");
     }
+
+    // The command as published: the request's correlation id as a header, and its issued-at
+    // as the record's timestamp.
+    let commands = consume_to_end(&p.bootstrap, "billing.commands", Duration::from_secs(20));
+    let create_record = commands
+        .iter()
+        .find(|m| catalog.decode_command(m.payload().expect("payload")).is_ok_and(|c| c.command_id == create_cmd))
+        .expect("the create command's record");
+    let command = catalog.decode_command(create_record.payload().expect("payload")).expect("decodes");
+    assert_eq!(create_record.timestamp(), Timestamp::CreateTime(command.issued_at_ms));
+    let corr = create_record.headers().and_then(|h| h.iter().find(|h| h.key == "x-correlation-id").and_then(|h| h.value.map(<[u8]>::to_vec)));
+    assert_eq!(corr.as_deref(), Some(&b"corr-A-1"[..]));
+    assert_eq!(command.correlation_id.as_deref(), Some("corr-A-1"));
 
     // Operations endpoints.
     let metrics = reqwest::get(format!("{}/metrics", a.base)).await.expect("sent").text().await.expect("text");

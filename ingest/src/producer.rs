@@ -17,8 +17,8 @@ pub struct OutgoingCommand {
     pub key: String,
     /// Confluent-framed Avro.
     pub payload: Vec<u8>,
-    /// Correlation id header.
-    pub correlation_id: Option<String>,
+    /// The record's timestamp: the envelope's issued-at (Unix milliseconds).
+    pub timestamp_ms: i64,
 }
 
 /// The command producer.
@@ -54,15 +54,21 @@ impl CommandProducer {
         Ok(CommandProducer { producer: Arc::new(BatchProducer::new(&c)?), topic: topic.to_string() })
     }
 
-    /// Publishes all commands and waits for each acknowledgement; one result per command,
-    /// in order.
-    pub async fn send_all(&self, commands: &[OutgoingCommand]) -> Vec<Result<(), KafkaError>> {
+    /// Publishes all commands, each with the `correlation_id` header (the request's: one
+    /// for all), and waits for each acknowledgement; one result per command, in order.
+    pub async fn send_all(&self, commands: &[OutgoingCommand], correlation_id: &str) -> Vec<Result<(), KafkaError>> {
         let batch = Batch::new(commands.len());
         for (i, c) in commands.iter().enumerate() {
-            let headers = c.correlation_id.as_ref().map(|corr| {
-                OwnedHeaders::new_with_capacity(1).insert(Header { key: HEADER_CORRELATION_ID, value: Some(corr.as_bytes()) })
-            });
-            let mut record = Record { topic: &self.topic, key: c.key.as_bytes(), payload: &c.payload, headers };
+            // librdkafka takes each record's header list: one per record.
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header { key: HEADER_CORRELATION_ID, value: Some(correlation_id.as_bytes()) });
+            let mut record = Record {
+                topic: &self.topic,
+                key: c.key.as_bytes(),
+                payload: &c.payload,
+                headers: Some(headers),
+                // Given, so librdkafka does not read the clock for each record.
+                timestamp_ms: Some(c.timestamp_ms),
+            };
             let mut waited = Duration::ZERO;
             loop {
                 match self.producer.send(&batch, i, record) {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use billstream_processors::domain::{Invoice, InvoiceStatus};
 use billstream_processors::store::{CommandState, CommandStatus, Tenant};
 use billstream_schemas::topics::partition_key;
-use billstream_schemas::{CommandEnvelope, Date, SchemaError};
+use billstream_schemas::{CommandHead, Date, SchemaError};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -116,18 +116,19 @@ struct Prepared {
 
 fn prepare(gw: &Gateway, t: &Tenant, mut v: Valid, corr: &str, issued_at_ms: i64, prefix: &str) -> Result<Prepared, ApiError> {
     let command_id = request::assign_ids(&t.tenant_id, &mut v);
-    let invoice_id = v.payload.invoice_id().to_string();
-    let envelope = CommandEnvelope {
-        command_id: command_id.clone(),
-        tenant_id: t.tenant_id.clone(),
-        correlation_id: Some(corr.to_string()),
+    // Encoded from borrowed fields: an envelope would copy the tenant, command and
+    // correlation ids for each command.
+    let head = CommandHead {
+        command_id: &command_id,
+        tenant_id: &t.tenant_id,
+        correlation_id: Some(corr),
         issued_at_ms,
-        idempotency_key: v.idempotency_key,
-        payload: v.payload,
+        idempotency_key: v.idempotency_key.as_deref(),
     };
-    let payload = gw.catalog.encode_command(&envelope).map_err(|e| encode_error(prefix, e))?;
+    let payload = gw.catalog.encode_command_parts(&head, &v.payload).map_err(|e| encode_error(prefix, e))?;
+    let invoice_id = v.payload.into_invoice_id();
     let key = partition_key(&t.tenant_id, t.buckets, &invoice_id);
-    Ok(Prepared { command_id, invoice_id, out: OutgoingCommand { key, payload, correlation_id: Some(corr.to_string()) } })
+    Ok(Prepared { command_id, invoice_id, out: OutgoingCommand { key, payload, timestamp_ms: issued_at_ms } })
 }
 
 /// Refuses a write of `bytes` while the processors are too far behind.
@@ -160,7 +161,7 @@ fn status_json(command_id: &str, status: Option<&CommandStatus>) -> Value {
 }
 
 /// Waits until each command is resolved or the deadline passes; `None` for still pending.
-async fn wait_for(gw: &Gateway, tenant_id: &str, ids: &[String]) -> Result<Vec<Option<CommandStatus>>, ApiError> {
+async fn wait_for(gw: &Gateway, tenant_id: &str, ids: &[&str]) -> Result<Vec<Option<CommandStatus>>, ApiError> {
     let deadline = Instant::now() + gw.config.wait_timeout;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -197,14 +198,14 @@ async fn submit(gw: &Gateway, headers: &HeaderMap, params: &WriteParams, t: &Ten
     let v = v.inspect_err(|_| gw.metrics.commands.with_label_values(&["invalid"]).inc())?;
     let p = prepare(gw, t, v, &corr, now_ms(), "")?;
     admit(gw, p.out.payload.len() as u64)?;
-    let sent = gw.producer.send_all(std::slice::from_ref(&p.out)).await;
+    let sent = gw.producer.send_all(std::slice::from_ref(&p.out), &corr).await;
     if let Some(Err(e)) = sent.into_iter().next() {
         return Err(ApiError::unavailable(format!("the broker did not acknowledge the command: {e}")));
     }
     record_produced(gw, p.out.payload.len() as u64);
     gw.metrics.commands.with_label_values(&["accepted"]).inc();
     let (status, body) = if wait {
-        let st = wait_for(gw, &t.tenant_id, std::slice::from_ref(&p.command_id)).await?;
+        let st = wait_for(gw, &t.tenant_id, &[p.command_id.as_str()]).await?;
         let mut body = status_json(&p.command_id, st[0].as_ref());
         body["invoice_id"] = json!(p.invoice_id);
         (if st[0].is_some() { StatusCode::OK } else { StatusCode::ACCEPTED }, body)
@@ -237,7 +238,7 @@ pub async fn create_invoice(State(gw): Gw, Query(params): Query<WriteParams>, he
 pub async fn issue_invoice(State(gw): Gw, Path(id): Path<String>, Query(params): Query<WriteParams>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let t = tenant(&gw, &headers).await?;
     let bytes = read_body(&gw, body).await?;
-    let v = optional_body::<IssueBody>(&bytes).and_then(|b| request::issue("", &id, with_header_key(&headers, b.idempotency_key)?));
+    let v = optional_body::<IssueBody>(&bytes).and_then(|b| request::issue("", id, with_header_key(&headers, b.idempotency_key)?));
     submit(&gw, &headers, &params, &t, v).await
 }
 
@@ -247,7 +248,7 @@ pub async fn record_payment(State(gw): Gw, Path(id): Path<String>, Query(params)
     let bytes = read_body(&gw, body).await?;
     let v = request::parse::<PaymentBody>(&bytes, "").and_then(|mut b| {
         b.idempotency_key = with_header_key(&headers, b.idempotency_key.take())?;
-        request::payment("", &id, b, Date::today_utc())
+        request::payment("", id, b, Date::today_utc())
     });
     submit(&gw, &headers, &params, &t, v).await
 }
@@ -257,7 +258,7 @@ pub async fn void_invoice(State(gw): Gw, Path(id): Path<String>, Query(params): 
     let t = tenant(&gw, &headers).await?;
     let bytes = read_body(&gw, body).await?;
     let v = optional_body::<VoidBody>(&bytes)
-        .and_then(|b| request::void("", &id, b.reason, with_header_key(&headers, b.idempotency_key)?));
+        .and_then(|b| request::void("", id, b.reason, with_header_key(&headers, b.idempotency_key)?));
     submit(&gw, &headers, &params, &t, v).await
 }
 
@@ -296,16 +297,19 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
     let outgoing: Vec<OutgoingCommand> = prepared.iter_mut().map(|(_, p)| std::mem::take(&mut p.out)).collect();
     let bytes: u64 = outgoing.iter().map(|o| o.payload.len() as u64).sum();
     admit(&gw, bytes)?;
-    let sent = gw.producer.send_all(&outgoing).await;
+    let sent = gw.producer.send_all(&outgoing, &corr).await;
     drop(outgoing);
     record_produced(&gw, bytes);
-    let mut accepted_ids = Vec::new();
-    let mut accepted_at = Vec::new();
+    // The accepted commands (item index, prepared command), kept only to wait for them.
+    let mut accepted_at: Vec<(usize, &Prepared)> = Vec::new();
+    let mut accepted = 0;
     for ((i, p), r) in prepared.iter().zip(sent) {
         results[*i] = match r {
             Ok(()) => {
-                accepted_ids.push(p.command_id.clone());
-                accepted_at.push((*i, p.invoice_id.as_str()));
+                accepted += 1;
+                if wait {
+                    accepted_at.push((*i, p));
+                }
                 ItemResult::Accepted { status: "accepted", command_id: &p.command_id, invoice_id: &p.invoice_id }
             }
             Err(e) => ItemResult::Rejected {
@@ -314,16 +318,16 @@ pub async fn batch(State(gw): Gw, Query(params): Query<WriteParams>, headers: He
             },
         };
     }
-    let accepted = accepted_ids.len();
     let rejected = results.len() - accepted;
     gw.metrics.commands.with_label_values(&["accepted"]).inc_by(accepted as u64);
     gw.metrics.commands.with_label_values(&["invalid"]).inc_by(rejected as u64);
     if wait {
-        let statuses = wait_for(&gw, &t.tenant_id, &accepted_ids).await?;
-        for ((i, invoice_id), (id, st)) in accepted_at.iter().zip(accepted_ids.iter().zip(statuses)) {
-            let mut status = status_json(id, st.as_ref());
-            status["invoice_id"] = json!(invoice_id);
-            results[*i] = ItemResult::Json(status);
+        let ids: Vec<&str> = accepted_at.iter().map(|(_, p)| p.command_id.as_str()).collect();
+        let statuses = wait_for(&gw, &t.tenant_id, &ids).await?;
+        for (&(i, p), st) in accepted_at.iter().zip(statuses) {
+            let mut status = status_json(&p.command_id, st.as_ref());
+            status["invoice_id"] = json!(p.invoice_id);
+            results[i] = ItemResult::Json(status);
         }
     }
     // Serialized straight from these types: building a JSON tree per item first was a tenth

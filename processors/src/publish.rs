@@ -26,6 +26,9 @@ pub struct Record<'a> {
     pub payload: &'a [u8],
     /// Headers, if any.
     pub headers: Option<OwnedHeaders>,
+    /// The record's timestamp (Unix milliseconds, CreateTime); `None` for the time of the
+    /// send.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// A producer that acknowledges records by batch.
@@ -63,11 +66,20 @@ impl BatchProducer {
         if let Some(h) = record.headers {
             base = base.headers(h);
         }
+        if let Some(t) = record.timestamp_ms {
+            base = base.timestamp(t);
+        }
         self.producer.send(base).map_err(|(e, back)| {
             // Not enqueued: the caller sends it again or fails it, so its ticket stays silent.
             let mut ticket = back.delivery_opaque;
             ticket.resolved = true;
-            let record = Record { topic: back.topic, key: back.key.unwrap_or_default(), payload: back.payload.unwrap_or_default(), headers: back.headers };
+            let record = Record {
+                topic: back.topic,
+                key: back.key.unwrap_or_default(),
+                payload: back.payload.unwrap_or_default(),
+                headers: back.headers,
+                timestamp_ms: back.timestamp,
+            };
             (e, record)
         })
     }

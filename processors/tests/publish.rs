@@ -1,6 +1,6 @@
 //! `BatchProducer` against librdkafka's mock cluster, over the Kafka protocol: every record
 //! of a batch is acknowledged once, failures land at their own index, and what was
-//! acknowledged can be read back.
+//! acknowledged can be read back, with the timestamp it was given.
 
 use billstream_processors::publish::{Batch, BatchProducer, Record};
 use rdkafka::config::ClientConfig;
@@ -9,7 +9,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -43,6 +43,11 @@ fn key_of(i: usize) -> &'static [u8] {
     if i.is_multiple_of(2) { b"even" } else { b"odd" }
 }
 
+/// A timestamp of its own for record `i`: a day in 2026, plus `i` ms.
+fn stamp_of(i: usize) -> i64 {
+    1_780_000_000_000 + i as i64
+}
+
 #[test]
 fn every_record_is_acknowledged_and_readable() {
     let cluster = MockCluster::new(1).expect("mock cluster");
@@ -50,6 +55,7 @@ fn every_record_is_acknowledged_and_readable() {
     let bootstrap = cluster.bootstrap_servers();
     let producer = producer(&bootstrap);
     let payloads: Vec<Vec<u8>> = (0..600).map(|i| format!("record {i}").into_bytes()).collect();
+    let sent_from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let records = payloads
         .iter()
         .enumerate()
@@ -58,6 +64,8 @@ fn every_record_is_acknowledged_and_readable() {
             key: key_of(i),
             payload: p,
             headers: Some(OwnedHeaders::new().insert(Header { key: "n", value: Some(i.to_string().as_bytes()) })),
+            // Every other record with a timestamp of its own; the rest stamped at the send.
+            timestamp_ms: i.is_multiple_of(2).then(|| stamp_of(i)),
         })
         .collect();
     let results = publish(&producer, records);
@@ -85,6 +93,11 @@ fn every_record_is_acknowledged_and_readable() {
             .expect("index");
         assert_eq!(m.payload(), Some(payloads[n].as_slice()));
         assert_eq!(m.key(), Some(key_of(n)));
+        match m.timestamp() {
+            Timestamp::CreateTime(t) if n.is_multiple_of(2) => assert_eq!(t, stamp_of(n), "record {n}"),
+            Timestamp::CreateTime(t) => assert!(t >= sent_from, "record {n} stamped {t}, before the send at {sent_from}"),
+            other => panic!("record {n}: {other:?}"),
+        }
         seen[n] = true;
     }
     assert!(seen.iter().all(|s| *s), "{} of 600 records read back", seen.iter().filter(|s| **s).count());
@@ -106,6 +119,7 @@ fn failures_land_at_their_own_index() {
             // Larger than message.max.bytes: refused before it is enqueued.
             payload: if i % 3 == 2 { &large } else { &small },
             headers: None,
+            timestamp_ms: None,
         })
         .collect();
     let results = publish(&producer, records);

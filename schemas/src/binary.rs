@@ -7,7 +7,7 @@
 //! schema version still goes through apache-avro's resolution (see [`crate::catalog`]).
 
 use crate::codec::{AMOUNT_SCALE, PRICE_SCALE, RATE_SCALE};
-use crate::command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
+use crate::command::{CommandEnvelope, CommandHead, CommandPayload, CreateInvoice, LineItem, RecordPayment};
 use crate::event::{Event, EventEnvelope, EventHead};
 use crate::{Currency, Date, SchemaError};
 use rust_decimal::Decimal;
@@ -124,13 +124,19 @@ pub fn encode_command(c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
 /// Appends the Avro body of a command to `prefix` (a framing header, say: one allocation and
 /// no copy for the whole message).
 pub fn encode_command_after(prefix: Vec<u8>, c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
+    encode_command_parts_after(prefix, &c.head(), &c.payload)
+}
+
+/// Appends the Avro body of the command `head` and `payload` make, as
+/// [`encode_command_after`], from borrowed envelope fields.
+pub fn encode_command_parts_after(prefix: Vec<u8>, head: &CommandHead<'_>, payload: &CommandPayload) -> Result<Vec<u8>, SchemaError> {
     let mut w = W(prefix);
-    w.str(&c.command_id);
-    w.str(&c.tenant_id);
-    w.opt_str(c.correlation_id.as_deref());
-    w.long(c.issued_at_ms);
-    w.opt_str(c.idempotency_key.as_deref());
-    match &c.payload {
+    w.str(head.command_id);
+    w.str(head.tenant_id);
+    w.opt_str(head.correlation_id);
+    w.long(head.issued_at_ms);
+    w.opt_str(head.idempotency_key);
+    match payload {
         CommandPayload::CreateInvoice(ci) => {
             w.long(0);
             w.str(&ci.invoice_id);

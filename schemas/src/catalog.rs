@@ -9,7 +9,7 @@
 
 use crate::binary;
 use crate::codec::{self, frame_header, unframe};
-use crate::{CommandEnvelope, Event, EventEnvelope, EventHead, SchemaError};
+use crate::{CommandEnvelope, CommandHead, CommandPayload, Event, EventEnvelope, EventHead, SchemaError};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
@@ -290,7 +290,13 @@ impl SchemaCatalog {
 
     /// Encodes a command as a Confluent-framed Avro message.
     pub fn encode_command(&self, c: &CommandEnvelope) -> Result<Vec<u8>, SchemaError> {
-        binary::encode_command_after(frame_header(self.command_id, 256), c)
+        self.encode_command_parts(&c.head(), &c.payload)
+    }
+
+    /// Encodes the command `head` and `payload` make, as [`Self::encode_command`], from
+    /// borrowed envelope fields.
+    pub fn encode_command_parts(&self, head: &CommandHead<'_>, payload: &CommandPayload) -> Result<Vec<u8>, SchemaError> {
+        binary::encode_command_parts_after(frame_header(self.command_id, 256), head, payload)
     }
 
     /// Decodes a Confluent-framed command. `UnknownSchema` means: call [`Self::fetch`] and retry.

@@ -42,6 +42,36 @@ pub enum CommandPayload {
     },
 }
 
+impl CommandEnvelope {
+    /// The envelope's fields but the payload, borrowed.
+    pub fn head(&self) -> CommandHead<'_> {
+        CommandHead {
+            command_id: &self.command_id,
+            tenant_id: &self.tenant_id,
+            correlation_id: self.correlation_id.as_deref(),
+            issued_at_ms: self.issued_at_ms,
+            idempotency_key: self.idempotency_key.as_deref(),
+        }
+    }
+}
+
+/// A [`CommandEnvelope`]'s fields but the payload, borrowed: what the gateway encodes a
+/// command with, from the request's and the tenant's strings, without copying them into an
+/// envelope per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandHead<'a> {
+    /// As [`CommandEnvelope::command_id`].
+    pub command_id: &'a str,
+    /// As [`CommandEnvelope::tenant_id`].
+    pub tenant_id: &'a str,
+    /// As [`CommandEnvelope::correlation_id`].
+    pub correlation_id: Option<&'a str>,
+    /// As [`CommandEnvelope::issued_at_ms`].
+    pub issued_at_ms: i64,
+    /// As [`CommandEnvelope::idempotency_key`].
+    pub idempotency_key: Option<&'a str>,
+}
+
 impl CommandPayload {
     /// The invoice the command acts on.
     pub fn invoice_id(&self) -> &str {
@@ -49,6 +79,16 @@ impl CommandPayload {
             CommandPayload::CreateInvoice(c) => &c.invoice_id,
             CommandPayload::IssueInvoice { invoice_id } => invoice_id,
             CommandPayload::RecordPayment(p) => &p.invoice_id,
+            CommandPayload::VoidInvoice { invoice_id, .. } => invoice_id,
+        }
+    }
+
+    /// The invoice the command acts on, taken out of the payload.
+    pub fn into_invoice_id(self) -> String {
+        match self {
+            CommandPayload::CreateInvoice(c) => c.invoice_id,
+            CommandPayload::IssueInvoice { invoice_id } => invoice_id,
+            CommandPayload::RecordPayment(p) => p.invoice_id,
             CommandPayload::VoidInvoice { invoice_id, .. } => invoice_id,
         }
     }

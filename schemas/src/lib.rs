@@ -24,7 +24,7 @@ pub mod money;
 pub mod topics;
 
 pub use catalog::SchemaCatalog;
-pub use command::{CommandEnvelope, CommandPayload, CreateInvoice, LineItem, RecordPayment};
+pub use command::{CommandEnvelope, CommandHead, CommandPayload, CreateInvoice, LineItem, RecordPayment};
 pub use date::Date;
 pub use error::SchemaError;
 pub use event::{Event, EventEnvelope, EventHead};

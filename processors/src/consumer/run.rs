@@ -546,7 +546,9 @@ impl Committer {
             for (k, v) in r.headers.iter() {
                 headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
             }
-            let mut record = Record { topic, key: &r.key, payload: &r.payload, headers: Some(headers) };
+            // Stamped at the send, not with the event's time: a replay's events would
+            // otherwise carry old timestamps, which time-based retention deletes at once.
+            let mut record = Record { topic, key: &r.key, payload: &r.payload, headers: Some(headers), timestamp_ms: None };
             loop {
                 match self.producer.send(&acks, i, record) {
                     Ok(()) => break,
