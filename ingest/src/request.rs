@@ -38,8 +38,8 @@ pub fn parse<'de, T: Deserialize<'de>>(bytes: &'de [u8], prefix: &str) -> Result
 }
 
 /// Parses JSON into `T` without naming the field at fault. The body's UTF-8 is checked once,
-/// as a whole: serde_json reading bytes checks each string on its own, which was a twentieth
-/// of the gateway's batch route.
+/// as a whole: serde_json reading bytes checks each string on its own, which was 5 % of the
+/// gateway thread's samples under batch load.
 fn parse_fast<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Option<T> {
     serde_json::from_str(std::str::from_utf8(bytes).ok()?).ok()
 }
@@ -97,12 +97,6 @@ impl Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl<'a> From<&'a str> for Text<'a> {
-    fn from(s: &'a str) -> Self {
-        Text(Cow::Borrowed(s))
     }
 }
 
