@@ -146,8 +146,10 @@ fn audit_index_key(k: Key, tenant: &str, day: Date, batch: u64) -> Key {
 /// An audit row's tenant and day as its key holds them (see [`audit_key`]): the tenant's id
 /// bytes, then the day's four; `None` if it is not such a key.
 fn audit_tenant_day(audit_key: &[u8]) -> Option<&[u8]> {
-    let tenant = KeyReader(audit_key.get(8..)?).id_bytes()?;
-    audit_key.get(8..8 + tenant.len() + 4)
+    // After the batch number (a `u64`); the day is an `i32`.
+    const AFTER_BATCH: usize = size_of::<u64>();
+    let tenant = KeyReader(audit_key.get(AFTER_BATCH..)?).id_bytes()?;
+    audit_key.get(AFTER_BATCH..AFTER_BATCH + tenant.len() + size_of::<i32>())
 }
 
 /// The index row (`audit_index_key`) of a tenant's day ([`audit_tenant_day`]) in `batch`,
