@@ -486,3 +486,27 @@ fn journal_truncation_repeating_item_marker() -> crate::Result<()> {
 
     Ok(())
 }
+
+/// billstream: a rotation's new writer has the same buffer as the first (it had std's 8 KiB
+/// default, and every journal after the first was written 8 KiB at a time).
+#[test]
+fn journal_writers_share_the_buffer_size() -> crate::Result<()> {
+    use super::writer::JOURNAL_BUFFER_BYTES;
+
+    let dir = tempdir()?;
+
+    let journal = Journal::create_new(dir.path().join("0.jnl"))?;
+    let mut writer = journal.get_writer()?;
+    assert_eq!(writer.buffer_capacity(), JOURNAL_BUFFER_BYTES);
+    writer.rotate()?;
+    assert_eq!(writer.buffer_capacity(), JOURNAL_BUFFER_BYTES);
+    drop(writer);
+    drop(journal);
+
+    let reopened = Writer::from_file(dir.path().join("1.jnl"))?;
+    assert_eq!(reopened.buffer_capacity(), JOURNAL_BUFFER_BYTES);
+    let fresh = Writer::from_file(dir.path().join("2.jnl"))?;
+    assert_eq!(fresh.buffer_capacity(), JOURNAL_BUFFER_BYTES);
+
+    Ok(())
+}

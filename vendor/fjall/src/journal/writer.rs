@@ -18,7 +18,12 @@ use std::{
 // TODO: this should be a database configuration
 pub const PRE_ALLOCATED_BYTES: u64 = 64 * 1_024 * 1_024;
 
-pub const JOURNAL_BUFFER_BYTES: usize = 8 * 1_024;
+/// billstream: 1 MiB, not 8 KiB. A batch of a few thousand rows is a megabyte or two of
+/// journal, written with one `write` per filled buffer; with 8 KiB, the kernel's per-call
+/// work for each 8 KiB (its page-cache folios found or made, partial pages zeroed) was most
+/// of the committer's `write` time (`PATCHED.md`, ninth change). Every writer, including the
+/// one a rotation makes, gets this size.
+pub const JOURNAL_BUFFER_BYTES: usize = 1_024 * 1_024;
 
 pub struct Writer {
     pub(crate) path: PathBuf,
@@ -53,6 +58,13 @@ impl Writer {
     pub fn set_compression(&mut self, comp: CompressionType, threshold: usize) {
         self.compression = comp;
         self.compression_threshold = threshold;
+    }
+
+    /// The write buffer's size (billstream: to test that every way of making a writer
+    /// gives it [`JOURNAL_BUFFER_BYTES`]).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.file.capacity()
     }
 
     pub fn pos(&mut self) -> crate::Result<u64> {
@@ -141,7 +153,7 @@ impl Writer {
 
         Ok(Self {
             path,
-            file: BufWriter::new(file),
+            file: BufWriter::with_capacity(JOURNAL_BUFFER_BYTES, file),
             buf: Vec::new(),
             is_buffer_dirty: false,
             compression: CompressionType::None,
