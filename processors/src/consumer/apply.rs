@@ -309,7 +309,7 @@ impl Applier {
         for m in messages {
             out.next_offsets.insert(m.partition, m.offset + 1);
             let payload = m.payload.unwrap_or_default();
-            let cmd = match self.decode(payload).await? {
+            let mut cmd = match self.decode(payload).await? {
                 Ok(cmd) => cmd,
                 Err(e) => {
                     out.dlq.push(self.dlq_record(m, e.class(), &e.to_string()));
@@ -342,7 +342,9 @@ impl Applier {
                     };
                     // Decided against the invoice as it is, changed only once the events are
                     // encoded: a command that cannot be published changes nothing.
-                    match domain::plan(working.invoice.as_ref(), &cmd) {
+                    // Takes the payload's text the change keeps (descriptions, metadata, a
+                    // payment's method): what is read of `cmd` below is its ids and head.
+                    match domain::plan(working.invoice.as_ref(), &mut cmd) {
                         Ok((change, events)) => match self.encode_events(&cmd, &parts, &events, &mut out.events) {
                             Ok(()) => {
                                 change.apply(&mut working.invoice, cmd.issued_at_ms);

@@ -194,8 +194,8 @@ pub(crate) fn check_id(field: &str, id: &str) -> Result<(), Rejection> {
 
 /// Applies one command to the current state of its invoice: [`plan`], then the change
 /// applied to a copy.
-pub fn decide(current: Option<&Invoice>, cmd: &CommandEnvelope) -> Decision {
-    match plan(current, cmd) {
+pub fn decide(current: Option<&Invoice>, mut cmd: CommandEnvelope) -> Decision {
+    match plan(current, &mut cmd) {
         Ok((change, events)) => {
             let mut invoice = current.cloned();
             change.apply(&mut invoice, cmd.issued_at_ms);
@@ -270,15 +270,32 @@ impl Change {
     }
 }
 
-/// Decides one command against the current state of its invoice, changing nothing: the
-/// change to apply and the events it produces, or why it is rejected.
-pub fn plan(current: Option<&Invoice>, cmd: &CommandEnvelope) -> Result<(Change, Vec<Event>), Rejection> {
-    match &cmd.payload {
-        CommandPayload::CreateInvoice(c) => create(current, cmd, c),
-        CommandPayload::IssueInvoice { invoice_id } => existing(current, invoice_id).and_then(|inv| issue(inv, cmd)),
-        CommandPayload::RecordPayment(p) => existing(current, &p.invoice_id).and_then(|inv| pay(inv, cmd, p)),
+/// Decides one command against the current state of its invoice, changing nothing of the
+/// invoice: the change to apply and the events it produces, or why it is rejected.
+///
+/// The payload's text that only the change keeps is taken out of the command, not copied:
+/// a create's line descriptions and metadata, a payment's method and reference, a void's
+/// reason (`String` copies in `plan` were 2 % of the processor thread). Whatever the outcome,
+/// the command is left good for what is read of it after the decision (its ids, type, time,
+/// correlation id, and the payload's invoice id), not for those fields.
+pub fn plan(current: Option<&Invoice>, cmd: &mut CommandEnvelope) -> Result<(Change, Vec<Event>), Rejection> {
+    let CommandEnvelope { command_id, tenant_id, issued_at_ms, payload, .. } = cmd;
+    let head = Head { command_id, tenant_id, issued_at_ms: *issued_at_ms };
+    match payload {
+        CommandPayload::CreateInvoice(c) => create(current, head, c),
+        CommandPayload::IssueInvoice { invoice_id } => existing(current, invoice_id).and_then(|inv| issue(inv, head)),
+        CommandPayload::RecordPayment(p) => existing(current, &p.invoice_id).and_then(|inv| pay(inv, head, p)),
         CommandPayload::VoidInvoice { invoice_id, reason } => existing(current, invoice_id).and_then(|inv| void(inv, reason)),
     }
+}
+
+/// What [`plan`] reads of the envelope besides its payload, borrowed alongside the payload's
+/// mutable borrow.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    command_id: &'a str,
+    tenant_id: &'a str,
+    issued_at_ms: i64,
 }
 
 fn existing<'a>(current: Option<&'a Invoice>, invoice_id: &str) -> Result<&'a Invoice, Rejection> {
@@ -286,7 +303,7 @@ fn existing<'a>(current: Option<&'a Invoice>, invoice_id: &str) -> Result<&'a In
     current.ok_or_else(|| Rejection::new("invoice_not_found", format!("no invoice {invoice_id:?} for this tenant")))
 }
 
-fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -> Result<(Change, Vec<Event>), Rejection> {
+fn create(current: Option<&Invoice>, cmd: Head<'_>, c: &mut CreateInvoice) -> Result<(Change, Vec<Event>), Rejection> {
     check_id("invoice_id", &c.invoice_id)?;
     check_id("customer_id", &c.customer_id)?;
     if current.is_some() {
@@ -303,7 +320,7 @@ fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -
     }
     let mut lines = Vec::with_capacity(c.lines.len());
     let (mut subtotal, mut tax) = (Decimal::ZERO, Decimal::ZERO);
-    for (i, l) in c.lines.iter().enumerate() {
+    for (i, l) in c.lines.iter_mut().enumerate() {
         if l.quantity <= Decimal::ZERO {
             return Err(Rejection::new("invalid_command", format!("lines[{i}].quantity must be positive, got {}", l.quantity)));
         }
@@ -318,7 +335,7 @@ fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -
         subtotal = subtotal.checked_add(amounts.net).ok_or_else(|| Rejection::new("amount_overflow", "subtotal overflows"))?;
         tax = tax.checked_add(amounts.tax).ok_or_else(|| Rejection::new("amount_overflow", "tax overflows"))?;
         lines.push(InvoiceLine {
-            description: l.description.clone(),
+            description: std::mem::take(&mut l.description),
             quantity: l.quantity,
             unit_price: l.unit_price,
             tax_rate: l.tax_rate,
@@ -332,7 +349,7 @@ fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -
         return Err(Rejection::new("amount_overflow", format!("total {total} exceeds the largest supported amount")));
     }
     let invoice = Invoice {
-        tenant_id: cmd.tenant_id.clone(),
+        tenant_id: cmd.tenant_id.to_string(),
         invoice_id: c.invoice_id.clone(),
         customer_id: c.customer_id.clone(),
         currency: c.currency,
@@ -345,10 +362,10 @@ fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -
         total,
         amount_paid: Decimal::ZERO,
         payments: Vec::new(),
-        metadata: c.metadata.clone(),
+        metadata: std::mem::take(&mut c.metadata),
         void_reason: None,
         updated_at_ms: cmd.issued_at_ms,
-        created_by: cmd.command_id.clone(),
+        created_by: cmd.command_id.to_string(),
     };
     let event = Event::InvoiceCreated {
         invoice_id: invoice.invoice_id.clone(),
@@ -364,7 +381,7 @@ fn create(current: Option<&Invoice>, cmd: &CommandEnvelope, c: &CreateInvoice) -
     Ok((Change::Create(invoice), vec![event]))
 }
 
-fn issue(inv: &Invoice, cmd: &CommandEnvelope) -> Result<(Change, Vec<Event>), Rejection> {
+fn issue(inv: &Invoice, cmd: Head<'_>) -> Result<(Change, Vec<Event>), Rejection> {
     if inv.status != InvoiceStatus::Draft {
         return Err(Rejection::new(
             "invalid_state",
@@ -384,7 +401,7 @@ fn issue(inv: &Invoice, cmd: &CommandEnvelope) -> Result<(Change, Vec<Event>), R
     Ok((Change::Issue { status: InvoiceStatus::Open }, events))
 }
 
-fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Change, Vec<Event>), Rejection> {
+fn pay(inv: &Invoice, cmd: Head<'_>, p: &mut RecordPayment) -> Result<(Change, Vec<Event>), Rejection> {
     match inv.status {
         InvoiceStatus::Open => {}
         InvoiceStatus::Draft => {
@@ -416,7 +433,7 @@ fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Chang
             format!("amount {} exceeds the balance due {} of invoice {}", p.amount, balance, inv.invoice_id),
         ));
     }
-    let payment_id = ids::payment_id(&cmd.command_id);
+    let payment_id = ids::payment_id(cmd.command_id);
     let amount = inv.currency.round(p.amount);
     let amount_paid = inv.amount_paid + amount;
     let balance_due = inv.total - amount_paid;
@@ -436,16 +453,16 @@ fn pay(inv: &Invoice, cmd: &CommandEnvelope, p: &RecordPayment) -> Result<(Chang
     };
     let payment = Payment {
         payment_id,
-        command_id: cmd.command_id.clone(),
+        command_id: cmd.command_id.to_string(),
         amount,
-        method: p.method.clone(),
-        external_reference: p.external_reference.clone(),
+        method: std::mem::take(&mut p.method),
+        external_reference: p.external_reference.take(),
         received_on: p.received_on,
     };
     Ok((Change::Pay { payment, status }, events))
 }
 
-fn void(inv: &Invoice, reason: &Option<String>) -> Result<(Change, Vec<Event>), Rejection> {
+fn void(inv: &Invoice, reason: &mut Option<String>) -> Result<(Change, Vec<Event>), Rejection> {
     if inv.status == InvoiceStatus::Void {
         return Err(Rejection::new("invalid_state", format!("invoice {} is already void", inv.invoice_id)));
     }
@@ -456,7 +473,7 @@ fn void(inv: &Invoice, reason: &Option<String>) -> Result<(Change, Vec<Event>), 
         ));
     }
     let event = Event::InvoiceVoided { invoice_id: inv.invoice_id.clone(), reason: reason.clone() };
-    Ok((Change::Void { reason: reason.clone() }, vec![event]))
+    Ok((Change::Void { reason: reason.take() }, vec![event]))
 }
 
 #[cfg(test)]
@@ -527,54 +544,91 @@ mod tests {
 
     #[test]
     fn lifecycle_create_issue_pay_partially_then_fully() {
-        let (inv, _) = accepted(decide(None, &create_cmd()));
+        let (inv, _) = accepted(decide(None, create_cmd()));
         // 3 × 0.335 = 1.005 → 1.01, tax 0.19; 20.00 net, no tax.
         assert_eq!((inv.subtotal, inv.tax, inv.total), (d("21.01"), d("0.19"), d("21.20")));
-        assert_eq!(rejected(decide(Some(&inv), &payment("p0", "1"))), "invoice_not_issued");
-        let (inv, _) = accepted(decide(Some(&inv), &cmd("c2", CommandPayload::IssueInvoice { invoice_id: "i1".into() })));
+        assert_eq!(rejected(decide(Some(&inv), payment("p0", "1"))), "invoice_not_issued");
+        let (inv, _) = accepted(decide(Some(&inv), cmd("c2", CommandPayload::IssueInvoice { invoice_id: "i1".into() })));
         assert_eq!(inv.status, InvoiceStatus::Open);
-        assert_eq!(rejected(decide(Some(&inv), &payment("p1", "21.21"))), "overpayment");
-        assert_eq!(rejected(decide(Some(&inv), &payment("p1", "0.001"))), "invalid_amount");
-        let (inv, ev) = accepted(decide(Some(&inv), &payment("p1", "20")));
+        assert_eq!(rejected(decide(Some(&inv), payment("p1", "21.21"))), "overpayment");
+        assert_eq!(rejected(decide(Some(&inv), payment("p1", "0.001"))), "invalid_amount");
+        let (inv, ev) = accepted(decide(Some(&inv), payment("p1", "20")));
         assert_eq!((inv.status, inv.balance_due(), ev.len()), (InvoiceStatus::Open, d("1.20"), 1));
-        let (inv, ev) = accepted(decide(Some(&inv), &payment("p2", "1.2")));
+        let (inv, ev) = accepted(decide(Some(&inv), payment("p2", "1.2")));
         assert_eq!((inv.status, inv.balance_due(), ev.len()), (InvoiceStatus::Paid, d("0"), 2));
         assert_eq!(inv.payments[0].payment_id, ids::payment_id("p1"));
-        assert_eq!(rejected(decide(Some(&inv), &payment("p3", "1"))), "invoice_already_paid");
-        assert_eq!(rejected(decide(Some(&inv), &cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: None }))), "has_payments");
+        assert_eq!(rejected(decide(Some(&inv), payment("p3", "1"))), "invoice_already_paid");
+        assert_eq!(rejected(decide(Some(&inv), cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: None }))), "has_payments");
     }
 
     #[test]
     fn create_rules() {
-        let (inv, _) = accepted(decide(None, &create_cmd()));
-        assert_eq!(rejected(decide(Some(&inv), &create_cmd())), "invoice_exists");
+        let (inv, _) = accepted(decide(None, create_cmd()));
+        assert_eq!(rejected(decide(Some(&inv), create_cmd())), "invoice_exists");
         let mut bad = create_cmd();
         if let CommandPayload::CreateInvoice(c) = &mut bad.payload {
             c.lines[1].quantity = d("0");
         }
-        assert_eq!(rejected(decide(None, &bad)), "invalid_command");
+        assert_eq!(rejected(decide(None, bad)), "invalid_command");
         let mut bad = create_cmd();
         if let CommandPayload::CreateInvoice(c) = &mut bad.payload {
             c.invoice_id = "a\0b".into();
         }
-        assert_eq!(rejected(decide(None, &bad)), "invalid_command");
+        assert_eq!(rejected(decide(None, bad)), "invalid_command");
         let mut big = create_cmd();
         if let CommandPayload::CreateInvoice(c) = &mut big.payload {
             c.lines[0].quantity = Decimal::MAX;
             c.lines[0].unit_price = d("2");
         }
-        assert_eq!(rejected(decide(None, &big)), "amount_overflow");
-        assert_eq!(rejected(decide(None, &payment("p", "1"))), "invoice_not_found");
+        assert_eq!(rejected(decide(None, big)), "amount_overflow");
+        assert_eq!(rejected(decide(None, payment("p", "1"))), "invoice_not_found");
+    }
+
+    /// `plan` moves the payload's text into the change instead of copying it, and leaves
+    /// what the processor reads afterwards (ids, type, invoice id, time) as it was.
+    #[test]
+    fn plan_takes_only_what_the_change_keeps() {
+        let mut c = create_cmd();
+        if let CommandPayload::CreateInvoice(p) = &mut c.payload {
+            p.metadata.insert("po".into(), "4711".into());
+        }
+        let before = c.clone();
+        let (change, events) = plan(None, &mut c).expect("create");
+        let Change::Create(inv) = change else { panic!("not a create") };
+        assert_eq!(inv.lines.iter().map(|l| l.description.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(inv.metadata.get("po").map(String::as_str), Some("4711"));
+        assert_eq!((inv.customer_id.as_str(), inv.created_by.as_str(), inv.tenant_id.as_str()), ("cu", "c1", "t"));
+        assert!(matches!(&events[..], [Event::InvoiceCreated { customer_id, .. }] if customer_id == "cu"));
+        assert_eq!((&c.command_id, &c.tenant_id, c.issued_at_ms), (&before.command_id, &before.tenant_id, before.issued_at_ms));
+        assert_eq!((c.payload.type_name(), c.payload.invoice_id()), ("create_invoice", "i1"));
+        let CommandPayload::CreateInvoice(p) = &c.payload else { unreachable!() };
+        assert!(p.lines.iter().all(|l| l.description.is_empty()) && p.metadata.is_empty(), "taken, not copied");
+
+        let (issued, _) = accepted(decide(Some(&inv), cmd("c2", CommandPayload::IssueInvoice { invoice_id: "i1".into() })));
+        let mut pay = payment("p1", "5");
+        if let CommandPayload::RecordPayment(p) = &mut pay.payload {
+            p.external_reference = Some("psp-1".into());
+        }
+        let (change, _) = plan(Some(&issued), &mut pay).expect("payment");
+        let Change::Pay { payment, .. } = change else { panic!("not a payment") };
+        assert_eq!((payment.method.as_str(), payment.external_reference.as_deref(), payment.command_id.as_str()), ("card", Some("psp-1"), "p1"));
+        assert_eq!((pay.command_id.as_str(), pay.payload.invoice_id()), ("p1", "i1"));
+
+        let mut v = cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: Some("dup".into()) });
+        let (change, events) = plan(Some(&issued), &mut v).expect("void");
+        assert_eq!(change, Change::Void { reason: Some("dup".into()) });
+        assert!(matches!(&events[..], [Event::InvoiceVoided { reason: Some(r), .. }] if r == "dup"));
+        assert_eq!(v.payload.invoice_id(), "i1");
     }
 
     #[test]
     fn void_only_without_payments() {
-        let (inv, _) = accepted(decide(None, &create_cmd()));
+        let (inv, _) = accepted(decide(None, create_cmd()));
         let v = cmd("v", CommandPayload::VoidInvoice { invoice_id: "i1".into(), reason: Some("dup".into()) });
-        let (inv, _) = accepted(decide(Some(&inv), &v));
+        let (inv, _) = accepted(decide(Some(&inv), v.clone()));
         assert_eq!((inv.status, inv.void_reason.as_deref()), (InvoiceStatus::Void, Some("dup")));
-        assert_eq!(rejected(decide(Some(&inv), &payment("p", "1"))), "invoice_voided");
-        assert_eq!(rejected(decide(Some(&inv), &v)), "invalid_state");
+        assert_eq!(rejected(decide(Some(&inv), payment("p", "1"))), "invoice_voided");
+        assert_eq!(rejected(decide(Some(&inv), v)), "invalid_state");
     }
 
     /// Random command sequences against one invoice (seeded, 2,000 runs): whatever happens,
@@ -605,7 +659,7 @@ mod tests {
                         CommandPayload::RecordPayment(p)
                     }
                 };
-                if let Decision::Accepted { invoice, .. } = decide(inv.as_ref(), &cmd(&id, payload)) {
+                if let Decision::Accepted { invoice, .. } = decide(inv.as_ref(), cmd(&id, payload)) {
                     inv = Some(invoice);
                 }
                 if let Some(i) = &inv {
