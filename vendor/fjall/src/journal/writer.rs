@@ -19,10 +19,9 @@ use std::{
 pub const PRE_ALLOCATED_BYTES: u64 = 64 * 1_024 * 1_024;
 
 /// billstream: 1 MiB, not 8 KiB. A batch of a few thousand rows is a megabyte or two of
-/// journal, written with one `write` per filled buffer; with 8 KiB, the kernel's per-call
-/// work for each 8 KiB (its page-cache folios found or made, partial pages zeroed) was most
-/// of the committer's `write` time (`PATCHED.md`, ninth change). Every writer, including the
-/// one a rotation makes, gets this size.
+/// journal, written with one `write` per filled buffer; in 8 KiB calls those writes were a
+/// sixth of billstream's committer thread, in 1 MiB calls 3 % (`PATCHED.md`, ninth change).
+/// Every writer, including the one a rotation makes, gets this size.
 pub const JOURNAL_BUFFER_BYTES: usize = 1_024 * 1_024;
 
 pub struct Writer {
