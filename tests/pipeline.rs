@@ -174,11 +174,13 @@ async fn invoices_move_through_their_life_over_http_and_kafka() {
     // The command as published: the request's correlation id as a header, and its issued-at
     // as the record's timestamp.
     let commands = consume_to_end(&p.bootstrap, "billing.commands", Duration::from_secs(20));
-    let create_record = commands
+    let (create_record, command) = commands
         .iter()
-        .find(|m| catalog.decode_command(m.payload().expect("payload")).is_ok_and(|c| c.command_id == create_cmd))
+        .find_map(|m| {
+            let c = catalog.decode_command(m.payload().expect("payload")).ok()?;
+            (c.command_id == create_cmd).then_some((m, c))
+        })
         .expect("the create command's record");
-    let command = catalog.decode_command(create_record.payload().expect("payload")).expect("decodes");
     assert_eq!(create_record.timestamp(), Timestamp::CreateTime(command.issued_at_ms));
     let corr = create_record.headers().and_then(|h| h.iter().find(|h| h.key == "x-correlation-id").and_then(|h| h.value.map(<[u8]>::to_vec)));
     assert_eq!(corr.as_deref(), Some(&b"corr-A-1"[..]));

@@ -1,7 +1,7 @@
 //! Invoice state, its transitions and the rules they enforce.
 
 use super::ids;
-use billstream_schemas::command::{CommandEnvelope, CommandPayload, CreateInvoice, RecordPayment};
+use billstream_schemas::command::{CommandEnvelope, CommandHead, CommandPayload, CreateInvoice, RecordPayment};
 use billstream_schemas::money::line_amounts;
 use billstream_schemas::{Currency, Date, Event};
 use rust_decimal::Decimal;
@@ -279,8 +279,15 @@ impl Change {
 /// the command is left good for what is read of it after the decision (its ids, type, time,
 /// correlation id, and the payload's invoice id), not for those fields.
 pub fn plan(current: Option<&Invoice>, cmd: &mut CommandEnvelope) -> Result<(Change, Vec<Event>), Rejection> {
-    let CommandEnvelope { command_id, tenant_id, issued_at_ms, payload, .. } = cmd;
-    let head = Head { command_id, tenant_id, issued_at_ms: *issued_at_ms };
+    // The envelope's other fields, borrowed alongside the payload's mutable borrow.
+    let CommandEnvelope { command_id, tenant_id, correlation_id, issued_at_ms, idempotency_key, payload } = cmd;
+    let head = CommandHead {
+        command_id,
+        tenant_id,
+        correlation_id: correlation_id.as_deref(),
+        issued_at_ms: *issued_at_ms,
+        idempotency_key: idempotency_key.as_deref(),
+    };
     match payload {
         CommandPayload::CreateInvoice(c) => create(current, head, c),
         CommandPayload::IssueInvoice { invoice_id } => existing(current, invoice_id).and_then(|inv| issue(inv, head)),
@@ -289,21 +296,12 @@ pub fn plan(current: Option<&Invoice>, cmd: &mut CommandEnvelope) -> Result<(Cha
     }
 }
 
-/// What [`plan`] reads of the envelope besides its payload, borrowed alongside the payload's
-/// mutable borrow.
-#[derive(Clone, Copy)]
-struct Head<'a> {
-    command_id: &'a str,
-    tenant_id: &'a str,
-    issued_at_ms: i64,
-}
-
 fn existing<'a>(current: Option<&'a Invoice>, invoice_id: &str) -> Result<&'a Invoice, Rejection> {
     check_id("invoice_id", invoice_id)?;
     current.ok_or_else(|| Rejection::new("invoice_not_found", format!("no invoice {invoice_id:?} for this tenant")))
 }
 
-fn create(current: Option<&Invoice>, cmd: Head<'_>, c: &mut CreateInvoice) -> Result<(Change, Vec<Event>), Rejection> {
+fn create(current: Option<&Invoice>, cmd: CommandHead<'_>, c: &mut CreateInvoice) -> Result<(Change, Vec<Event>), Rejection> {
     check_id("invoice_id", &c.invoice_id)?;
     check_id("customer_id", &c.customer_id)?;
     if current.is_some() {
@@ -381,7 +379,7 @@ fn create(current: Option<&Invoice>, cmd: Head<'_>, c: &mut CreateInvoice) -> Re
     Ok((Change::Create(invoice), vec![event]))
 }
 
-fn issue(inv: &Invoice, cmd: Head<'_>) -> Result<(Change, Vec<Event>), Rejection> {
+fn issue(inv: &Invoice, cmd: CommandHead<'_>) -> Result<(Change, Vec<Event>), Rejection> {
     if inv.status != InvoiceStatus::Draft {
         return Err(Rejection::new(
             "invalid_state",
@@ -401,7 +399,7 @@ fn issue(inv: &Invoice, cmd: Head<'_>) -> Result<(Change, Vec<Event>), Rejection
     Ok((Change::Issue { status: InvoiceStatus::Open }, events))
 }
 
-fn pay(inv: &Invoice, cmd: Head<'_>, p: &mut RecordPayment) -> Result<(Change, Vec<Event>), Rejection> {
+fn pay(inv: &Invoice, cmd: CommandHead<'_>, p: &mut RecordPayment) -> Result<(Change, Vec<Event>), Rejection> {
     match inv.status {
         InvoiceStatus::Open => {}
         InvoiceStatus::Draft => {
