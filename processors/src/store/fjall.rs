@@ -3,7 +3,9 @@
 //! Single-machine by design: one process owns the directory (fjall holds a lock file), and a
 //! batch commits atomically through fjall's journal, synced to disk once per batch.
 
-use super::keys::{Key, KeyReader, RecentIds, VALUE_VERSION, decode, encode, encode_into, hex, unhex};
+use super::keys::{
+    Key, KeyReader, RecentIds, VALUE_VERSION, decode, decode_body, encode, encode_into, hex, split_version, unhex, unknown_version,
+};
 use super::tagged::{AuditOut, StatusOut, TAGGED, decode_audit, decode_status};
 use super::{
     AuditEntry, CommandStatus, HotStore, InvoicePage, MonthKey, Mutation, OpenItem, Tenant, Totals, TotalsKey,
@@ -261,11 +263,11 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// the audit log keyed by the batch that wrote it, indexed by tenant, day and batch (see
 /// [`audit_key`]). 9: outcome and audit rows written with command and event type names as
 /// one-byte tags (see [`super::tagged`]); their format-8 rows are read as they are, so a
-/// format-8 store is marked 9 when opened, and a build of format 8 then refuses it. A store
-/// without the marker but with data in it is format 1.
-const FORMAT: u32 = 9;
-/// The format a store of [`FORMAT`] can be upgraded from by marking it.
-const UPGRADES_FROM: u32 = 8;
+/// format-8 store is marked 9 when opened, and a build of format 8 then refuses it. 10: open
+/// items' values without the tenant, due date and invoice their keys hold (see
+/// [`OPEN_ITEM_SLIM`]); their older rows are read as they are, so a store of format 8 or 9 is
+/// marked 10 when opened. A store without the marker but with data in it is format 1.
+const FORMAT: u32 = 10;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -323,6 +325,37 @@ const INVOICE_BLOB_THRESHOLD: u32 = 128;
 struct Location {
     year: i32,
     bucket: u32,
+}
+
+/// Layout of an open item's value since format 10: what its key does not hold. Format 9 and
+/// before stored the whole [`OpenItem`] (layout [`VALUE_VERSION`]), its tenant id, due date
+/// and invoice id a second time beside the key's: about 50 of a row's 85 bytes on disk, in a
+/// table written at random points of its key space and so compacted again and again.
+const OPEN_ITEM_SLIM: u8 = 2;
+
+/// An open item's value of layout [`OPEN_ITEM_SLIM`].
+#[derive(Serialize, Deserialize)]
+struct OpenValue {
+    currency: billstream_schemas::Currency,
+    #[serde(with = "crate::stored_decimal")]
+    balance_due: Decimal,
+}
+
+/// An open item read back from its row: the tenant it was read for, the due date and invoice
+/// from the key after the tenant (`rest`), the currency and balance from the value (either
+/// layout; a layout-1 value holds the whole item, which is taken as it is).
+fn decode_open_item(tenant_id: &str, rest: &[u8], value: &[u8]) -> Result<OpenItem, StoreError> {
+    let table = Table::OpenByDue.name();
+    match split_version(table, value)? {
+        (OPEN_ITEM_SLIM, body) => {
+            let mut r = KeyReader(rest);
+            let (due, invoice_id) = r.i32().zip(r.s()).ok_or_else(|| corrupt_key(table))?;
+            let OpenValue { currency, balance_due } = decode_body(table, body)?;
+            Ok(OpenItem { tenant_id: tenant_id.into(), due_date: Date::from_days(due), invoice_id: invoice_id.into(), currency, balance_due })
+        }
+        (VALUE_VERSION, body) => decode_body(table, body),
+        (v, _) => Err(unknown_version(table, v)),
+    }
 }
 
 // Key layouts take the key to extend: a fresh one for a read, the batch's buffer for a write.
@@ -632,9 +665,9 @@ impl FjallStore {
     }
 
     /// Refuses a store written in another layout; marks a new store with this one, and a store
-    /// of [`UPGRADES_FROM`] too. Then, and only then, tables are written with blocked
-    /// filters: a refused store must stay readable by the build that wrote it (fjall flushes
-    /// and compacts while it opens, before the marker can be read).
+    /// of format 8 or 9 too (their rows are read as they are). Then, and only then, tables are
+    /// written with blocked filters: a refused store must stay readable by the build that
+    /// wrote it (fjall flushes and compacts while it opens, before the marker can be read).
     fn check_format(&self, path: &std::path::Path) -> Result<(), StoreError> {
         let meta = &self.meta;
         let found = match meta.get(FORMAT_KEY).map_err(engine)? {
@@ -650,7 +683,7 @@ impl FjallStore {
             Some(FORMAT) => {}
             // A new store (marked durably before the first blocked filter), or one whose rows
             // this build reads as they are (marked before it writes one of the new layout).
-            None | Some(UPGRADES_FROM) => {
+            None | Some(8 | 9) => {
                 meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
                 self.db.persist(PersistMode::SyncAll).map_err(engine)?;
             }
@@ -692,7 +725,8 @@ impl FjallStore {
                     w.put(Table::Invoices, |k| invoice_key(k, t, year, bucket, id), invoice)?;
                 }
                 Mutation::PutOpenItem(item) => {
-                    w.put(Table::OpenByDue, |k| open_key(k, &item.tenant_id, item.due_date, &item.invoice_id), item)?;
+                    let key = |k| open_key(k, &item.tenant_id, item.due_date, &item.invoice_id);
+                    w.put_as(Table::OpenByDue, OPEN_ITEM_SLIM, key, &OpenValue { currency: item.currency, balance_due: item.balance_due })?;
                 }
                 Mutation::RemoveOpenItem { tenant_id, due_date, invoice_id } => {
                     w.remove(Table::OpenByDue, |k| open_key(k, tenant_id, *due_date, invoice_id))?;
@@ -954,8 +988,8 @@ impl HotStore for FjallStore {
         let end = tenant_first(Key::new(), tenant_id).i32(before.days()).done();
         let mut out = Vec::new();
         for item in self.open_by_due.range(prefix.clone()..end) {
-            let (_, v) = item.into_inner().map_err(engine)?;
-            out.push(decode(Table::OpenByDue.name(), &v)?);
+            let (k, v) = item.into_inner().map_err(engine)?;
+            out.push(decode_open_item(tenant_id, &k[prefix.len()..], &v)?);
         }
         Ok(out)
     }
@@ -1064,7 +1098,7 @@ mod tests {
         assert_eq!(read.map(|i| i.invoice_id), Some("inv-1".to_string()));
     }
 
-    /// A format-8 store (type names as text in outcome and audit rows) opens as format 9: its
+    /// A format-8 store (type names as text in outcome and audit rows) opens as format 10: its
     /// rows read back as they were, and the rows written from then on have tagged names.
     #[tokio::test]
     async fn format_8_rows_read_back_after_the_upgrade() {
@@ -1119,7 +1153,7 @@ mod tests {
         }
         let store = FjallStore::open(&config).expect("a format-8 store opens");
         let marker = store.meta.get(FORMAT_KEY).expect("read").expect("marked");
-        assert_eq!(*marker, 9u32.to_be_bytes(), "marked 9 when opened");
+        assert_eq!(*marker, FORMAT.to_be_bytes(), "marked 10 when opened");
         for (id, s) in &outcomes {
             let raw = store.keyspace(Table::for_command(ordered_prefix(id))).get(command_key(Key::new(), tenant, id).done());
             assert_eq!(raw.expect("read").expect("stored")[0], VALUE_VERSION, "{id} is still a format-8 row");
@@ -1137,6 +1171,54 @@ mod tests {
         assert_eq!(store.get_command(tenant, id).await.expect("read").as_ref(), Some(s));
         assert_eq!(store.audit.last_key_value().expect("row").value().expect("value")[0], TAGGED);
         assert_eq!(store.audit(tenant, entry.day).await.expect("read"), [entry.clone(), entry]);
+    }
+
+    /// A format-9 store's open items (the whole item in the value) read back after it is
+    /// opened as format 10, beside items written since, which keep only the currency and the
+    /// balance in the value; for tenant ids of both key forms, and due dates before the epoch.
+    #[tokio::test]
+    async fn format_9_open_items_read_back_after_the_upgrade() {
+        use crate::store::HotStore;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = FjallConfig::new(dir.path());
+        let item = |tenant: &str, days, id: &str, balance: &str| OpenItem {
+            tenant_id: tenant.into(),
+            due_date: Date::from_days(days),
+            invoice_id: id.into(),
+            currency: "JPY".parse().expect("currency"),
+            balance_due: balance.parse().expect("decimal"),
+        };
+        let tenants = ["t_0123456789abcdef0123456789abcdef", "acme"];
+        let old: Vec<_> = tenants.iter().flat_map(|t| [item(t, -3, "inv-1", "12"), item(t, 20_500, "inv-2", "0.5")]).collect();
+        {
+            let store = FjallStore::open(&config).expect("open");
+            // The rows as format 9 wrote them.
+            for i in &old {
+                let key = open_key(Key::new(), &i.tenant_id, i.due_date, &i.invoice_id).done();
+                store.open_by_due.insert(key, encode(Table::OpenByDue.name(), i).expect("encode")).expect("write");
+            }
+            store.meta.insert(FORMAT_KEY, 9u32.to_be_bytes()).expect("marker");
+        }
+        let store = FjallStore::open(&config).expect("a format-9 store opens");
+        assert_eq!(*store.meta.get(FORMAT_KEY).expect("read").expect("marked"), FORMAT.to_be_bytes());
+        let before = Date::from_days(30_000);
+        for t in tenants {
+            let mine: Vec<_> = old.iter().filter(|i| i.tenant_id == t).cloned().collect();
+            assert_eq!(store.open_items_due_before(t, before).await.expect("read"), mine, "{t}");
+        }
+
+        // Written by this build: the key's fields are not in the value, and read back the same.
+        let new = item(tenants[1], 100, "inv-3", "7");
+        store.write_batch(&[Mutation::PutOpenItem(new.clone())]).expect("write");
+        let key = open_key(Key::new(), &new.tenant_id, new.due_date, &new.invoice_id).done();
+        let value = store.open_by_due.get(&key).expect("read").expect("stored");
+        assert_eq!(value[0], OPEN_ITEM_SLIM);
+        assert!(!value.windows(new.invoice_id.len()).any(|w| w == new.invoice_id.as_bytes()), "{value:?}");
+        assert!(value.len() <= 8, "currency and balance only: {value:?}");
+        let mut expected = vec![old[2].clone(), new, old[3].clone()];
+        assert_eq!(store.open_items_due_before(tenants[1], before).await.expect("read"), expected);
+        expected.truncate(2);
+        assert_eq!(store.open_items_due_before(tenants[1], Date::from_days(101)).await.expect("read"), expected);
     }
 
     /// The index row a batch derives from an audit row's key is the one built from the row's
