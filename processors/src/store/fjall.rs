@@ -12,7 +12,7 @@ use super::{
 };
 use crate::StoreError;
 use crate::domain::{Invoice, InvoiceStatus};
-use billstream_schemas::Date;
+use billstream_schemas::{Currency, Date};
 use fjall::config::FilterPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use crate::stored_decimal::Amount;
@@ -336,7 +336,7 @@ const OPEN_ITEM_SLIM: u8 = 2;
 /// An open item's value of layout [`OPEN_ITEM_SLIM`].
 #[derive(Serialize, Deserialize)]
 struct OpenValue {
-    currency: billstream_schemas::Currency,
+    currency: Currency,
     #[serde(with = "crate::stored_decimal")]
     balance_due: Decimal,
 }
