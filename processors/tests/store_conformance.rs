@@ -56,7 +56,7 @@ async fn fjall_refuses_a_store_of_another_format() {
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     match FjallStore::open(&config) {
-        Err(e @ StoreError::Format { found: 1, expected: 10, .. }) => {
+        Err(e @ StoreError::Format { found: 1, expected: 11, .. }) => {
             assert!(e.to_string().contains("format 1"), "{e}");
         }
         other => panic!("expected a format error, got {other:?}"),
@@ -81,20 +81,21 @@ async fn fjall_refuses_a_store_of_another_format() {
     for found in [2u32, 3, 4, 5, 6, 7, 99] {
         set_marker(found);
         match FjallStore::open(&config) {
-            Err(StoreError::Format { found: f, expected: 10, .. }) if f == found => {}
+            Err(StoreError::Format { found: f, expected: 11, .. }) if f == found => {}
             other => panic!("expected a format error for {found}, got {other:?}"),
         }
         assert_eq!(marker(), found);
     }
-    // Formats 8 (type names as text in outcome and audit rows) and 9 (open items' values
-    // holding their keys' fields) are read as they are: marked 10 when opened, so that a build
-    // of either refuses the store from then on. Their rows read back in
-    // `format_8_rows_read_back_after_the_upgrade` and
-    // `format_9_open_items_read_back_after_the_upgrade` (the store's unit tests).
-    for older in [8u32, 9] {
+    // Formats 8 (type names as text in outcome and audit rows), 9 (open items' values
+    // holding their keys' fields) and 10 (derived ids' outcomes keyed by id first) are read as
+    // they are: marked 11 when opened, so that a build of any of them refuses the store from
+    // then on. Their rows read back in `format_8_rows_read_back_after_the_upgrade`,
+    // `format_9_open_items_read_back_after_the_upgrade` and
+    // `format_10_keyed_outcomes_read_back_after_the_upgrade` (the store's unit tests).
+    for older in [8u32, 9, 10] {
         set_marker(older);
         drop(FjallStore::open(&config).unwrap_or_else(|e| panic!("a format-{older} store opens: {e}")));
-        assert_eq!(marker(), 10);
+        assert_eq!(marker(), 11);
     }
 }
 

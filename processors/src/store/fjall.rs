@@ -67,6 +67,10 @@ pub struct FjallStore {
     /// The first 64 bits (timestamp and version) of the newest id in `commands`: an id
     /// beyond them is not stored, without a look at the table (see [`ordered_prefix`]).
     newest_ordered: AtomicU64,
+    /// `commands_keyed` holds rows keyed as before format 11 ([`command_key`]): a store
+    /// upgraded from format 10 or earlier. A derived id's outcome not found under its key is
+    /// then looked for under the old one too, one more probe of the table's filters.
+    keyed_rows_of_format_10: bool,
     /// Held through each batch write, so `newest_ordered` is persisted in batch order; holds
     /// the number the next batch with audit rows writes them under (see [`audit_key`]).
     writing: Mutex<u64>,
@@ -172,8 +176,36 @@ fn audit_index_prefix(k: Key, tenant: &str, day: Date) -> Key {
 /// table by its key range instead of probing its bloom filter, and compaction moves files.
 /// With tenant first, every table spanned every tenant's ids and each lookup probed them all
 /// (after a 120 s preload: 29 % of the processor thread, 11 % in bloom filters).
+/// The outcomes of derived ids (`commands_keyed`) had this layout too until format 10, and
+/// a store upgraded from one still holds such rows ([`FjallStore::get_command`] reads them).
 fn command_key(k: Key, tenant: &str, command_id: &str) -> Key {
     k.id(command_id).id(tenant)
+}
+
+/// What leads the key of a derived id's outcome since format 11 ([`keyed_command_key`]). The
+/// keys of format 10 and before ([`command_key`]) begin with an id's tag, never 0, so both
+/// layouts share the table without one key meaning two things, and every older row sorts
+/// after every newer one.
+const KEYED_TENANT_FIRST: u8 = 0;
+
+/// The key of a derived id's outcome (`commands_keyed`): [`KEYED_TENANT_FIRST`], the tenant,
+/// the id. These ids are random, so the table is written all over its key space whatever the
+/// order, and compaction rewrites its rows again and again as the store grows. With the tenant
+/// before the id, rows of one tenant (most of a table's neighbours: there are few tenants and
+/// many ids) share its 17 bytes as a prefix the engine writes once per 16 rows: flushed rows
+/// 72 -> 58 bytes, compacted and compressed ones 46 -> 41 (400,000 outcomes of 20 tenants;
+/// docs/performance-log.md, 2026-11-29, late morning). With the id first they shared nothing past the id's
+/// first byte or two.
+fn keyed_command_key(k: Key, tenant: &str, command_id: &str) -> Key {
+    tenant_first(k.u8(KEYED_TENANT_FIRST), tenant).id(command_id)
+}
+
+/// The key of a command's outcome in `table` (see [`Table::for_command`]).
+fn outcome_key(k: Key, table: Table, tenant: &str, command_id: &str) -> Key {
+    match table {
+        Table::KeyedCommands => keyed_command_key(k, tenant, command_id),
+        _ => command_key(k, tenant, command_id),
+    }
 }
 
 /// The tables a batch writes, in the order its writes are inserted.
@@ -266,8 +298,10 @@ fn ordered_prefix(command_id: &str) -> Option<u64> {
 /// format-8 store is marked 9 when opened, and a build of format 8 then refuses it. 10: open
 /// items' values without the tenant, due date and invoice their keys hold (see
 /// [`OPEN_ITEM_SLIM`]); their older rows are read as they are, so a store of format 8 or 9 is
-/// marked 10 when opened. A store without the marker but with data in it is format 1.
-const FORMAT: u32 = 10;
+/// marked 10 when opened. 11: the outcomes of derived ids keyed by tenant, then id (see
+/// [`keyed_command_key`]); their older rows are read as they are, so a store of format 8 to 10
+/// is marked 11 when opened. A store without the marker but with data in it is format 1.
+const FORMAT: u32 = 11;
 const FORMAT_KEY: &[u8] = b"format";
 /// Where `meta` keeps the newest ordered command id's prefix (8 bytes, big-endian).
 const NEWEST_ORDERED_KEY: &[u8] = b"commands_newest_ordered";
@@ -577,6 +611,7 @@ impl FjallStore {
             api_keys: ks("api_keys", TABLE_BYTES)?,
             meta: ks("meta", TABLE_BYTES)?,
             newest_ordered: AtomicU64::new(0),
+            keyed_rows_of_format_10: false,
             writing: Mutex::new(0),
             sync_commits: config.sync_commits,
             db,
@@ -606,6 +641,10 @@ impl FjallStore {
         if let Some(v) = store.meta.get(NEWEST_ORDERED_KEY).map_err(engine)? {
             let v = <[u8; 8]>::try_from(&*v).map_err(|_| corrupt_key("meta"))?;
             store.newest_ordered.store(u64::from_be_bytes(v), Ordering::Release);
+        }
+        // Rows of the old layout sort after every row of the new one (see [`KEYED_TENANT_FIRST`]).
+        if let Some(kv) = store.keyed_commands.last_key_value() {
+            store.keyed_rows_of_format_10 = kv.key().map_err(engine)?.first() != Some(&KEYED_TENANT_FIRST);
         }
         if let Some(kv) = store.audit.last_key_value() {
             let newest = KeyReader(&kv.key().map_err(engine)?).u64().ok_or_else(|| corrupt_key(Table::Audit.name()))?;
@@ -683,7 +722,7 @@ impl FjallStore {
             Some(FORMAT) => {}
             // A new store (marked durably before the first blocked filter), or one whose rows
             // this build reads as they are (marked before it writes one of the new layout).
-            None | Some(8 | 9) => {
+            None | Some(8..=10) => {
                 meta.insert(FORMAT_KEY, FORMAT.to_be_bytes()).map_err(engine)?;
                 self.db.persist(PersistMode::SyncAll).map_err(engine)?;
             }
@@ -737,7 +776,7 @@ impl FjallStore {
                     let prefix = ordered_prefix(command_id);
                     newest = newest.max(prefix);
                     let table = Table::for_command(prefix);
-                    w.put_as(table, TAGGED, |k| command_key(k, tenant_id, command_id), &StatusOut::from(status))?;
+                    w.put_as(table, TAGGED, |k| outcome_key(k, table, tenant_id, command_id), &StatusOut::from(status))?;
                 }
                 Mutation::Audit(e) => {
                     let row = AuditOut::new(&e.invoice_id, &e.events);
@@ -864,8 +903,12 @@ impl HotStore for FjallStore {
             return Ok(None);
         }
         let table = Table::for_command(prefix);
-        let key = command_key(Key::new(), tenant_id, command_id).done();
-        self.keyspace(table).get(key).map_err(engine)?.map(|v| decode_status(table.name(), &v)).transpose()
+        let ks = self.keyspace(table);
+        let mut found = ks.get(outcome_key(Key::new(), table, tenant_id, command_id).done()).map_err(engine)?;
+        if found.is_none() && table == Table::KeyedCommands && self.keyed_rows_of_format_10 {
+            found = ks.get(command_key(Key::new(), tenant_id, command_id).done()).map_err(engine)?;
+        }
+        found.map(|v| decode_status(table.name(), &v)).transpose()
     }
 
     async fn get_totals(&self, key: &TotalsKey) -> Result<Option<Totals>, StoreError> {
@@ -1098,8 +1141,9 @@ mod tests {
         assert_eq!(read.map(|i| i.invoice_id), Some("inv-1".to_string()));
     }
 
-    /// A format-8 store (type names as text in outcome and audit rows) opens as format 10: its
-    /// rows read back as they were, and the rows written from then on have tagged names.
+    /// A format-8 store (type names as text in outcome and audit rows, derived ids' outcomes
+    /// keyed by id first) opens as the current format: its rows read back as they were, and
+    /// the rows written from then on have tagged names.
     #[tokio::test]
     async fn format_8_rows_read_back_after_the_upgrade() {
         use crate::store::HotStore;
@@ -1140,12 +1184,13 @@ mod tests {
                 .collect();
             batch.push(Mutation::Audit(entry.clone()));
             store.write_batch(&batch).expect("write");
-            // The same rows as format 8 wrote them.
+            // The same rows as format 8 wrote them (the derived id's under its old key only).
             for (id, s) in &outcomes {
                 let table = Table::for_command(ordered_prefix(id));
                 let key = command_key(Key::new(), tenant, id).done();
                 store.keyspace(table).insert(key, encode(table.name(), s).expect("encode")).expect("rewrite");
             }
+            store.keyed_commands.remove(keyed_command_key(Key::new(), tenant, outcomes[1].0).done()).expect("remove");
             let key = store.audit.first_key_value().expect("the audit row").key().expect("key");
             let old = AuditText { invoice_id: entry.invoice_id.clone(), events: entry.events.clone() };
             store.audit.insert(key, encode(Table::Audit.name(), &old).expect("encode")).expect("rewrite");
@@ -1153,7 +1198,7 @@ mod tests {
         }
         let store = FjallStore::open(&config).expect("a format-8 store opens");
         let marker = store.meta.get(FORMAT_KEY).expect("read").expect("marked");
-        assert_eq!(*marker, FORMAT.to_be_bytes(), "marked 10 when opened");
+        assert_eq!(*marker, FORMAT.to_be_bytes(), "marked {FORMAT} when opened");
         for (id, s) in &outcomes {
             let raw = store.keyspace(Table::for_command(ordered_prefix(id))).get(command_key(Key::new(), tenant, id).done());
             assert_eq!(raw.expect("read").expect("stored")[0], VALUE_VERSION, "{id} is still a format-8 row");
@@ -1166,15 +1211,78 @@ mod tests {
         let (id, s) = &outcomes[1];
         let again = Mutation::PutCommand { tenant_id: tenant.into(), command_id: (*id).into(), status: s.clone() };
         store.write_batch(&[again, Mutation::Audit(entry.clone())]).expect("write");
-        let raw = store.keyed_commands.get(command_key(Key::new(), tenant, id).done()).expect("read").expect("stored");
+        let raw = store.keyed_commands.get(keyed_command_key(Key::new(), tenant, id).done()).expect("read").expect("stored");
         assert_eq!(raw[0], TAGGED);
         assert_eq!(store.get_command(tenant, id).await.expect("read").as_ref(), Some(s));
         assert_eq!(store.audit.last_key_value().expect("row").value().expect("value")[0], TAGGED);
         assert_eq!(store.audit(tenant, entry.day).await.expect("read"), [entry.clone(), entry]);
     }
 
+    /// A format-10 store's outcomes of derived ids (keyed by id, then tenant) read back after it
+    /// is opened as format 11, beside outcomes written since (tenant, then id); for tenant and
+    /// command ids of both key forms. A store that never held the old layout reopens without
+    /// looking under it.
+    #[tokio::test]
+    async fn format_10_keyed_outcomes_read_back_after_the_upgrade() {
+        use crate::store::HotStore;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = FjallConfig::new(dir.path());
+        let tenants = ["t_0123456789abcdef0123456789abcdef", "acme"];
+        let status = |tenant: &str, id: &str| CommandStatus {
+            command_type: "record_payment".into(),
+            invoice_id: format!("{tenant}/{id}"),
+            state: CommandState::Applied,
+            issued_at_ms: 1_780_000_000_000,
+            partition: 2,
+            offset: 7,
+        };
+        let put = |tenant: &str, id: &str| Mutation::PutCommand {
+            tenant_id: tenant.into(),
+            command_id: id.into(),
+            status: status(tenant, id),
+        };
+        let old_ids = ["5d0f5c2e-8a4b-5c3d-9e1f-2a3b4c5d6e7f", "order-17/payment"];
+        {
+            let store = FjallStore::open(&config).expect("open");
+            for tenant in tenants {
+                for id in old_ids {
+                    // Written by this build, then moved to the key format 10 gave it.
+                    store.write_batch(&[put(tenant, id)]).expect("write");
+                    let new_key = keyed_command_key(Key::new(), tenant, id).done();
+                    let row = store.keyed_commands.get(&new_key).expect("read").expect("written tenant first");
+                    store.keyed_commands.remove(new_key).expect("remove");
+                    store.keyed_commands.insert(command_key(Key::new(), tenant, id).done(), row).expect("rewrite");
+                }
+            }
+            store.meta.insert(FORMAT_KEY, 10u32.to_be_bytes()).expect("marker");
+        }
+        let store = FjallStore::open(&config).expect("a format-10 store opens");
+        assert_eq!(*store.meta.get(FORMAT_KEY).expect("read").expect("marked"), FORMAT.to_be_bytes());
+        assert!(store.keyed_rows_of_format_10);
+        let new_id = "9a8b7c6d-5e4f-5a3b-8c2d-1e0f9a8b7c6d";
+        store.write_batch(&[put(tenants[0], new_id)]).expect("write");
+        assert!(store.keyed_commands.get(command_key(Key::new(), tenants[0], new_id).done()).expect("read").is_none());
+        for tenant in tenants {
+            for id in old_ids {
+                assert_eq!(store.get_command(tenant, id).await.expect("read"), Some(status(tenant, id)), "{tenant} {id}");
+            }
+        }
+        assert_eq!(store.get_command(tenants[0], new_id).await.expect("read"), Some(status(tenants[0], new_id)));
+        assert_eq!(store.get_command(tenants[1], new_id).await.expect("read"), None, "another tenant's id");
+        assert_eq!(store.get_command(tenants[0], "never-sent").await.expect("read"), None);
+        drop(store);
+
+        let fresh = tempfile::tempdir().expect("temporary directory");
+        let store = FjallStore::open(&FjallConfig::new(fresh.path())).expect("open");
+        store.write_batch(&[put(tenants[1], old_ids[1])]).expect("write");
+        drop(store);
+        let store = FjallStore::open(&FjallConfig::new(fresh.path())).expect("reopen");
+        assert!(!store.keyed_rows_of_format_10, "only rows of the new layout");
+        assert_eq!(store.get_command(tenants[1], old_ids[1]).await.expect("read"), Some(status(tenants[1], old_ids[1])));
+    }
+
     /// A format-9 store's open items (the whole item in the value) read back after it is
-    /// opened as format 10, beside items written since, which keep only the currency and the
+    /// opened by this build, beside items written since, which keep only the currency and the
     /// balance in the value; for tenant ids of both key forms, and due dates before the epoch.
     #[tokio::test]
     async fn format_9_open_items_read_back_after_the_upgrade() {
