@@ -193,9 +193,10 @@ const KEYED_TENANT_FIRST: u8 = 0;
 /// order, and compaction rewrites its rows again and again as the store grows. With the tenant
 /// before the id, rows of one tenant (most of a table's neighbours: there are few tenants and
 /// many ids) share its 17 bytes as a prefix the engine writes once per 16 rows: flushed rows
-/// 72 -> 58 bytes, compacted and compressed ones 46 -> 41 (400,000 outcomes of 20 tenants;
-/// docs/performance-log.md, 2026-11-29, late morning). With the id first they shared nothing past the id's
-/// first byte or two.
+/// 72 -> 58 bytes, compacted and compressed ones 46 -> 41 (400,000 outcomes of 20 tenants),
+/// 16-20 % fewer bytes flushed by the table in the harness's runs; the 10x throughput gap not
+/// narrowed (docs/performance-log.md, 2026-11-29, late morning). With the id first they shared
+/// nothing past the id's first byte or two.
 fn keyed_command_key(k: Key, tenant: &str, command_id: &str) -> Key {
     tenant_first(k.u8(KEYED_TENANT_FIRST), tenant).id(command_id)
 }
